@@ -1,0 +1,222 @@
+"""`python -m explain VERB …`: every feature from the shell; `--json` prints machine-readable results.
+
+Each verb is two functions: ``args_<verb>(parser)`` adds its options and ``cmd_<verb>(args)``
+returns ``(data, text)``: the JSON-able result and the human-readable one. A user's mistake
+(LensError) exits 2 with one line on stderr; a verb that could do only part of its work (one
+bad image of several) prints what it did and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from explain.errors import LensError
+
+
+class PartialFailure(Exception):
+    """Some inputs failed; the data for the rest is still printed."""
+
+    def __init__(self, data, text: str, message: str):
+        super().__init__(message)
+        self.data, self.text = data, text
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="efficientnet_lite0", help="registry name or weights file (default: efficientnet_lite0)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def _load(args):
+    from explain.backbones import load_model
+
+    return load_model(args.model, device=args.device)
+
+
+def _scores(scores) -> list[dict]:
+    return [{"index": s.index, "label": s.label, "prob": round(s.prob, 6)} for s in scores]
+
+
+# --- models -------------------------------------------------------------------------------
+def args_models(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def cmd_models(args):
+    from explain.backbones import DEFAULT_BACKBONE, REGISTRY, weight_status
+
+    data = []
+    for name, spec in REGISTRY.items():
+        data.append(
+            {
+                "name": name,
+                "title": spec.title,
+                "status": weight_status(name),
+                "family": spec.family,
+                "input_size": spec.preprocess.input_size,
+                "top1": spec.top1,
+                "default": name == DEFAULT_BACKBONE,
+            }
+        )
+    text = "\n".join(f"{d['name']:<20}{d['status']:<10}{d['title']}" + ("  (default)" if d["default"] else "") for d in data)
+    return data, text
+
+
+# --- summary ------------------------------------------------------------------------------
+def args_summary(p: argparse.ArgumentParser) -> None:
+    _add_model(p)
+
+
+def cmd_summary(args):
+    from explain.backbones import summarize
+
+    summary = summarize(_load(args))
+    data = {
+        "model": args.model,
+        "layers": [
+            {"name": r.name, "type": r.type, "output_shape": list(r.output_shape), "params": r.params, "trainable": r.trainable}
+            for r in summary.rows
+        ],
+        "total_params": summary.total_params,
+        "trainable_params": summary.trainable_params,
+        "frozen_params": summary.frozen_params,
+    }
+    return data, summary.as_text()
+
+
+# --- classify -----------------------------------------------------------------------------
+def args_classify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_model(p)
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--interpolation", default=None, help="nearest, linear, area, cubic or lanczos (default: the model's)")
+
+
+def cmd_classify(args):
+    from explain.classify import classify_images
+    from explain.images import INTERPOLATIONS, read_image
+
+    if args.topk < 1:
+        raise LensError("--topk must be 1 or more.")
+    if args.interpolation is not None and args.interpolation not in INTERPOLATIONS:
+        raise LensError(f"Unknown interpolation '{args.interpolation}'. Choose one of: {', '.join(INTERPOLATIONS)}.")
+    backbone = _load(args)
+    records: list[dict] = []
+    images, slots = [], []
+    for path in args.images:
+        try:
+            images.append(read_image(path))
+            slots.append(len(records))
+            records.append({"file": path, "top": []})
+        except LensError as exc:
+            records.append({"file": path, "error": str(exc)})
+    for slot, scores in zip(slots, classify_images(backbone, images, args.topk, args.interpolation)):
+        records[slot]["top"] = _scores(scores)
+    lines = []
+    for r in records:
+        if "error" in r:
+            lines.append(f"{r['file']}: ERROR {r['error']}")
+        else:
+            lines.append(r["file"])
+            lines += [f"  {s['prob'] * 100:6.2f}%  {s['label']} ({s['index']})" for s in r["top"]]
+    failed = [r for r in records if "error" in r]
+    if failed:
+        raise PartialFailure(records, "\n".join(lines), f"{len(failed)} of {len(records)} images failed: {failed[0]['error']}")
+    return records, "\n".join(lines)
+
+
+# --- features -----------------------------------------------------------------------------
+def args_features(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE")
+    _add_model(p)
+    p.add_argument("--layer", default=None, help="layer name (default: list the layers)")
+    p.add_argument("--out", default=None, help="PNG file for the channel grid")
+    p.add_argument("--channels", type=int, default=64, help="how many channels in the grid (strongest first); 0 = all")
+    p.add_argument("--normalise", choices=["channel", "layer"], default="channel")
+    p.add_argument("--cmap", default="viridis")
+
+
+def cmd_features(args):
+    from explain.featuremaps import channel_grid, channel_stats, record_image, top_channels
+    from explain.images import prepare, read_image, save_png
+
+    backbone = _load(args)
+    image = read_image(args.image)
+    recording = record_image(backbone, prepare(image, backbone.preprocess).tensor)
+    layers = [{"name": li.name, "type": li.type, "shape": list(li.shape), "main": li.main} for li in recording.layers]
+    if args.layer is None:
+        text = "\n".join(f"{d['name']:<40}{d['type']:<28}{tuple(d['shape'])}" for d in layers)
+        return {"file": args.image, "layers": layers}, text
+    info = recording.layer(args.layer)
+    fmap = recording.maps[info.name]
+    count = fmap.shape[0] if args.channels <= 0 else min(args.channels, fmap.shape[0])
+    order = top_channels(fmap, count)
+    grid = channel_grid(fmap, order, normalise=args.normalise, cmap=args.cmap)
+    out = None
+    if args.out:
+        out = str(save_png(grid.image, args.out))
+    stats = channel_stats(fmap)
+    data = {
+        "file": args.image,
+        "layer": info.name,
+        "type": info.type,
+        "shape": list(info.shape),
+        "top_channels": [{"channel": c, "mean": round(float(stats.mean[c]), 6)} for c in order[:10]],
+        "out": out,
+    }
+    text = f"{info.name} ({info.type}) {info.shape}; strongest channels: {order[:10]}" + (f"; grid saved to {out}" if out else "")
+    return data, text
+
+
+VERBS: dict[str, tuple[str, Callable, Callable]] = {
+    "models": ("list the backbones and where their weights come from", args_models, cmd_models),
+    "summary": ("Keras-style summary of a backbone", args_summary, cmd_summary),
+    "classify": ("top-k ImageNet classes of images", args_classify, cmd_classify),
+    "features": ("feature maps of one layer as a channel grid", args_features, cmd_features),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m explain", description="CNN Lens: see what a convolutional network does.")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    for name, (help_text, add_args, _) in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(p)
+        p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    return parser
+
+
+def _emit(args, data, text: str) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    elif text:
+        print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    args = build_parser().parse_args(argv)
+    _, _, run = VERBS[args.verb]
+    try:
+        data, text = run(args)
+    except PartialFailure as partial:
+        _emit(args, partial.data, partial.text)
+        print(f"error: {partial}", file=sys.stderr)
+        return 1
+    except LensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, never a traceback for a user
+        print(f"error: unexpected {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        if os.environ.get("CNN_LENS_DEBUG"):
+            raise
+        return 1
+    _emit(args, data, text)
+    return 0
+

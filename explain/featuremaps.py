@@ -1,0 +1,139 @@
+"""Turning activations into channel grids, statistics and overlays."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from explain.backbones import Backbone
+from explain.errors import LensError
+from explain.hooks import Recording, record_feature_maps
+
+COLORMAPS: dict[str, int] = {
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "magma": cv2.COLORMAP_MAGMA,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "jet": cv2.COLORMAP_JET,
+    "turbo": cv2.COLORMAP_TURBO,
+    "gray": -1,
+}
+
+
+def record_image(backbone: Backbone, tensor01: torch.Tensor) -> Recording:
+    """Record every layer's feature map for one image (a [0, 1] tensor from images.prepare)."""
+    return record_feature_maps(backbone.model, backbone.normalize(tensor01.to(backbone.device)))
+
+
+def colorize(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """Map a 2-D array already scaled to [0, 1] to an RGB uint8 image."""
+    if cmap not in COLORMAPS:
+        raise LensError(f"Unknown colour map '{cmap}'. Choose one of: {', '.join(COLORMAPS)}.")
+    gray = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if COLORMAPS[cmap] < 0:
+        return np.repeat(gray[..., None], 3, axis=2)
+    return cv2.cvtColor(cv2.applyColorMap(gray, COLORMAPS[cmap]), cv2.COLOR_BGR2RGB)
+
+
+@dataclass(frozen=True)
+class ChannelGrid:
+    image: np.ndarray  # RGB uint8
+    channels: list[int]  # channel index of each tile, row-major
+    columns: int
+    tile: int  # tile side in pixels (the map is upscaled with nearest neighbour)
+
+
+def channel_grid(
+    fmap: torch.Tensor,
+    channels: list[int] | None = None,
+    normalise: str = "channel",
+    cmap: str = "viridis",
+    tile: int | None = None,
+    gap: int = 2,
+    max_side: int = 1600,
+) -> ChannelGrid:
+    """Compose the channels of one layer's map (C, H, W) into one image.
+
+    normalise: "channel" scales each channel to its own min..max (shows every pattern);
+    "layer" uses one scale for the whole layer (shows which channels are strong).
+    """
+    if fmap.ndim != 3:
+        raise LensError(f"A feature map must be (channels, height, width), got shape {tuple(fmap.shape)}.")
+    c, h, w = fmap.shape
+    channels = list(range(c)) if channels is None else [int(i) for i in channels]
+    if not channels:
+        raise LensError("No channels selected.")
+    bad = [i for i in channels if not 0 <= i < c]
+    if bad:
+        raise LensError(f"Channel {bad[0]} does not exist: this layer has channels 0..{c - 1}.")
+    if normalise not in ("channel", "layer"):
+        raise LensError("normalise must be 'channel' or 'layer'.")
+    data = fmap[channels].float().numpy()
+    if normalise == "channel":
+        lo = data.min(axis=(1, 2), keepdims=True)
+        hi = data.max(axis=(1, 2), keepdims=True)
+    else:
+        lo, hi = data.min(), data.max()
+    scaled = (data - lo) / np.maximum(hi - lo, 1e-8)
+    n = len(channels)
+    cols = math.ceil(math.sqrt(n * h / max(w, 1)))
+    rows = math.ceil(n / cols)
+    if tile is None:
+        tile = max(8, min(96, (max_side - gap * cols) // cols))
+    tile = max(1, min(tile, (max_side - gap * cols) // cols))
+    th, tw = tile, max(1, round(tile * w / h))
+    grid = np.full((rows * (th + gap) - gap, cols * (tw + gap) - gap), np.nan, dtype=np.float32)
+    for k in range(n):
+        r, col = divmod(k, cols)
+        up = cv2.resize(scaled[k], (tw, th), interpolation=cv2.INTER_NEAREST)
+        grid[r * (th + gap) : r * (th + gap) + th, col * (tw + gap) : col * (tw + gap) + tw] = up
+    image = colorize(np.nan_to_num(grid, nan=0.0), cmap)
+    image[np.isnan(grid)] = 255  # white gaps between tiles
+    return ChannelGrid(image, channels, cols, tile)
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    mean: np.ndarray
+    max: np.ndarray
+    std: np.ndarray
+    active_fraction: np.ndarray  # share of positions > 0
+
+
+def channel_stats(fmap: torch.Tensor) -> ChannelStats:
+    """Per-channel statistics of one layer's map (C, H, W)."""
+    flat = fmap.float().reshape(fmap.shape[0], -1)
+    return ChannelStats(
+        mean=flat.mean(1).numpy(),
+        max=flat.max(1).values.numpy(),
+        std=flat.std(1, unbiased=False).numpy(),
+        active_fraction=(flat > 0).float().mean(1).numpy(),
+    )
+
+
+def top_channels(fmap: torch.Tensor, k: int = 8) -> list[int]:
+    """Indices of the k channels with the highest mean activation, strongest first."""
+    means = fmap.float().reshape(fmap.shape[0], -1).mean(1)
+    k = max(1, min(int(k), means.numel()))
+    return [int(i) for i in torch.topk(means, k).indices]
+
+
+def channel_image(fmap: torch.Tensor, channel: int, size: tuple[int, int], cmap: str = "viridis") -> np.ndarray:
+    """One channel scaled to its own range, upscaled smoothly to size=(width, height), coloured."""
+    c = fmap.shape[0]
+    if not 0 <= channel < c:
+        raise LensError(f"Channel {channel} does not exist: this layer has channels 0..{c - 1}.")
+    ch = fmap[channel].float().numpy()
+    scaled = (ch - ch.min()) / max(float(ch.max() - ch.min()), 1e-8)
+    return colorize(cv2.resize(scaled, size, interpolation=cv2.INTER_CUBIC).clip(0, 1), cmap)
+
+
+def overlay_channel(
+    image: np.ndarray, fmap: torch.Tensor, channel: int, alpha: float = 0.5, cmap: str = "jet"
+) -> np.ndarray:
+    """One channel laid over the photo it came from (image: RGB uint8 network input)."""
+    heat = channel_image(fmap, channel, (image.shape[1], image.shape[0]), cmap)
+    return cv2.addWeighted(image, 1.0 - alpha, heat, alpha, 0.0)

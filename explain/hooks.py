@@ -1,0 +1,136 @@
+"""Recording layer outputs with forward hooks; every hook is removed, also when the forward raises."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from explain.errors import LensError
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer whose output is a feature map (N, C, H, W)."""
+
+    name: str
+    type: str
+    shape: tuple[int, ...]  # (C, H, W)
+    main: bool  # True when no enclosing block is itself listed (the short list)
+
+
+@contextmanager
+def hooked(model: nn.Module, names: Iterable[str] | None = None, keep_grad: bool = False) -> Iterator[dict]:
+    """Record outputs of the named modules (all modules when None) while the block runs.
+
+    Yields a dict name -> output tensor, filled in call order. A module called several
+    times keeps its last output. keep_grad=True keeps the graph (for objectives, Grad-CAM).
+    """
+    modules = dict(model.named_modules())
+    wanted = [n for n in modules if n] if names is None else list(names)
+    unknown = [n for n in wanted if n not in modules]
+    if unknown:
+        raise LensError(f"Unknown layer '{unknown[0]}'. Pick a layer name from the model's layer list.")
+    outputs: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make_hook(name: str):
+        def hook(_module, _inputs, out):
+            if isinstance(out, torch.Tensor):
+                outputs.pop(name, None)  # re-insert so the order is the last call's
+                outputs[name] = out if keep_grad else out.detach()
+
+        return hook
+
+    try:
+        for name in wanted:
+            handles.append(modules[name].register_forward_hook(make_hook(name)))
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def hook_count(model: nn.Module) -> int:
+    """Number of forward hooks attached anywhere in the model (0 after recording)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Every feature map of one forward pass: the layer list and each layer's output (C, H, W) on the CPU."""
+
+    layers: list[LayerInfo]
+    maps: dict[str, torch.Tensor]
+    logits: torch.Tensor
+
+    def layer(self, name: str) -> LayerInfo:
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise LensError(f"Unknown layer '{name}'. Pick one of the {len(self.layers)} recorded layers.")
+
+
+def record_feature_maps(model: nn.Module, x: torch.Tensor) -> Recording:
+    """One forward pass recording every layer with a 4-D output, in execution order, without duplicates.
+
+    Modules that hand back their own input (Identity, no-op dropout) are skipped. Containers that
+    return exactly the tensor of one of their members would show the same map twice; of each such
+    group the shallowest module that is not a plain Sequential/ModuleList is kept (``blocks.6.0``
+    rather than ``blocks``, ``bn1`` rather than ``bn1.act``). Only the first image of x is kept.
+    """
+    modules = dict(model.named_modules())
+    outs: dict[str, torch.Tensor] = {}
+    identity: set[str] = set()
+    handles = []
+
+    def make_hook(name: str):
+        def hook(_module, inputs, out):
+            if isinstance(out, torch.Tensor):
+                if inputs and out is inputs[0]:
+                    identity.add(name)
+                outs.pop(name, None)
+                outs[name] = out
+
+        return hook
+
+    try:
+        for name, module in modules.items():
+            if name:
+                handles.append(module.register_forward_hook(make_hook(name)))
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    groups: dict[int, list[str]] = {}
+    for name, out in outs.items():
+        if out.ndim == 4 and name not in identity:
+            groups.setdefault(id(out), []).append(name)
+
+    def preference(name: str) -> tuple[int, int]:
+        structural = isinstance(modules[name], (nn.Sequential, nn.ModuleList))
+        return (1 if structural else 0, name.count("."))
+
+    chosen = {min(names, key=preference) for names in groups.values()}
+    order = [n for n in outs if n in chosen]
+    listed = set(order)
+    layers = []
+    for name in order:
+        parts = name.split(".")
+        ancestors = {".".join(parts[:i]) for i in range(1, len(parts))}
+        shape = tuple(outs[name].shape[1:])
+        layers.append(LayerInfo(name, type(modules[name]).__name__, shape, not (ancestors & listed)))
+    maps = {name: outs[name][0].detach().float().cpu() for name in order}
+    return Recording(layers, maps, logits.detach().cpu())
+
+
+def record_activations(model: nn.Module, x: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """Outputs of the given layers (or every module) for input x, detached, on the CPU, in call order."""
+    with torch.no_grad(), hooked(model, layers) as outs:
+        model(x)
+    return {name: out.cpu() for name, out in outs.items()}
