@@ -1,0 +1,41 @@
+"""CNN Lens: see what a convolutional network does. Run with `streamlit run app.py`."""
+
+import streamlit as st
+
+from explain.ui import sidebar
+from explain.ui.i18n import t
+
+st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
+
+LESSONS = [
+    ("pages/1_Classify.py", "Classify", "🏷️", "What does the network think this photo shows? Every preprocessing step, then the top-5 classes."),
+    ("pages/2_Feature_maps.py", "Feature maps", "🧩", "Walk from the first convolution (edges, colours) to the last block (parts, textures), channel by channel."),
+]
+
+
+def home() -> None:
+    st.title(t("CNN Lens"))
+    st.markdown(
+        t(
+            "CNN Lens lets you **see** what a convolutional network does: it loads a network "
+            "pretrained on ImageNet and shows what happens inside it for a photo you choose."
+        )
+    )
+    st.subheader(t("Lessons"))
+    for path, title, icon, text in LESSONS:
+        st.page_link(path, label=t(title), icon=icon)
+        st.caption(t(text))
+    st.info(
+        t(
+            "The default network, EfficientNet-Lite0, ships with its ImageNet weights and works "
+            "without internet. Choose another backbone in the sidebar."
+        )
+    )
+
+
+pages = [st.Page(home, title=t("Home"), icon="🔍", default=True)] + [
+    st.Page(path, title=t(title), icon=icon) for path, title, icon, _ in LESSONS
+]
+navigation = st.navigation(pages)
+sidebar()
+navigation.run()

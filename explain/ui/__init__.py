@@ -1,0 +1,164 @@
+"""Widgets shared by the pages: the sidebar, the image picker, cached models, error display.
+
+The only package besides pages/ that imports streamlit. Pages stay thin: they call these
+widgets and explain.* functions and draw the result objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from explain.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, default_device, load_backbone, weight_status
+from explain.errors import LensError
+from explain.images import SAMPLES, decode_image, sample_image
+from explain.ui.i18n import LANGUAGES, t
+
+STATUS_BADGE = {"offline": "🟢 offline", "cached": "🔵 cached", "file": "🟣 file", "download": "⚪ download"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def cached_backbone(name: str) -> Backbone:
+    """Registry backbones are shared by every session (read-only in inference)."""
+    return load_backbone(name)
+
+
+def custom_backbones() -> dict[str, Backbone]:
+    """This session's own models (fine-tuned or loaded from a file), never shared between users."""
+    return st.session_state.setdefault("custom_backbones", {})
+
+
+def backbone_by_name(name: str) -> Backbone:
+    """A registry backbone (cached) or one of this session's own models."""
+    own = custom_backbones()
+    if name in own:
+        return own[name]
+    return cached_backbone(name)
+
+
+def current_backbone() -> Backbone | None:
+    """The backbone chosen in the sidebar; None (with an st.error shown) when it cannot load."""
+    name = st.session_state.get("backbone", DEFAULT_BACKBONE)
+    try:
+        with st.spinner(t("Loading {name}…", name=name)):
+            return backbone_by_name(name)
+    except LensError as exc:
+        st.error(str(exc))
+        return None
+
+
+def backbone_choices() -> list[str]:
+    return list(REGISTRY) + list(custom_backbones())
+
+
+def backbone_label(name: str) -> str:
+    if name in custom_backbones():
+        return f"{name} · 🟠 {t('my model')}"
+    return f"{REGISTRY[name].title} · {t(STATUS_BADGE[weight_status(name)])}"
+
+
+def sidebar() -> None:
+    """The shared sidebar: language, backbone picker with weight status, device in use."""
+    with st.sidebar:
+        st.radio(
+            "Language / 언어",
+            list(LANGUAGES),
+            format_func=LANGUAGES.get,
+            key="lang",
+            horizontal=True,
+        )
+        choices = backbone_choices()
+        if st.session_state.get("backbone") not in choices:
+            st.session_state["backbone"] = DEFAULT_BACKBONE
+        st.selectbox(t("Backbone"), choices, key="backbone", format_func=backbone_label)
+        name = st.session_state["backbone"]
+        if name in REGISTRY and weight_status(name) == "download":
+            st.caption(
+                t(
+                    "The weights of this network are not on this machine. Without internet it "
+                    "cannot load: pick a backbone marked offline, or put the weights file into the torch hub cache."
+                )
+            )
+        device = default_device()
+        label = torch.cuda.get_device_name(device) if device.type == "cuda" else t("CPU")
+        st.caption(t("Device: {device}", device=label))
+
+
+def show_error(exc: Exception) -> None:
+    st.error(str(exc))
+
+
+def run_safely(func: Callable[..., Any], *args, **kwargs) -> Any:
+    """Call a library function; a LensError becomes st.error and None, the page keeps running."""
+    try:
+        return func(*args, **kwargs)
+    except LensError as exc:
+        show_error(exc)
+        return None
+
+
+def image_key(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:16] + f"{image.shape}"
+
+
+def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np.ndarray] | None:
+    """Pick a photo from the samples, an upload, or the camera. Returns (label, RGB uint8) or None.
+
+    The choice is kept in the session under `key`, so every page that uses the same key sees the same image.
+    """
+    sources = ["sample", "upload"] + (["camera"] if allow_camera else [])
+    names = {"sample": t("Sample photo"), "upload": t("Upload"), "camera": t("Camera")}
+    source = st.radio(t("Image source"), sources, format_func=names.get, horizontal=True, key=f"{key}_source")
+    if source == "sample":
+        sample = st.selectbox(
+            t("Sample"), list(SAMPLES), format_func=lambda s: t(SAMPLES[s]), key=f"{key}_sample"
+        )
+        st.session_state[key] = (sample, sample_image(sample))
+    elif source == "upload":
+        up = st.file_uploader(
+            t("Image file"), type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"], key=f"{key}_upload"
+        )
+        if up is not None:
+            try:
+                st.session_state[key] = (up.name, decode_image(up.getvalue(), name=up.name))
+            except LensError as exc:
+                show_error(exc)
+                st.session_state.pop(key, None)
+        else:
+            st.session_state.pop(key, None)
+    else:
+        shot = st.camera_input(t("Take a photo"), key=f"{key}_camera")
+        if shot is not None:
+            try:
+                st.session_state[key] = ("camera", decode_image(shot.getvalue(), name="camera"))
+            except LensError as exc:
+                show_error(exc)
+        else:
+            st.session_state.pop(key, None)
+    return st.session_state.get(key)
+
+
+def class_picker(backbone: Backbone, label: str, key: str, default: int = 281) -> int:
+    """Choose a class by typing part of its name (a searchable select box)."""
+    options = list(range(backbone.num_classes))
+    index = default if default < len(options) else 0
+    return st.selectbox(label, options, index=index, format_func=lambda i: f"{backbone.categories[i]} ({i})", key=key)
+
+
+def cached_recording(backbone: Backbone, image: np.ndarray):
+    """Every layer's maps for (backbone, image), recorded once per session and re-used on every layer switch."""
+    from explain.featuremaps import record_image
+    from explain.images import prepare
+
+    key = (backbone.name, image_key(image))
+    store = st.session_state.setdefault("recordings", {})
+    if key not in store:
+        prepared = prepare(image, backbone.preprocess)
+        store.clear()  # one recording per session bounds memory
+        store[key] = (prepared, record_image(backbone, prepared.tensor))
+    return store[key]

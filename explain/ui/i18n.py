@@ -1,0 +1,28 @@
+"""Korean / English labels: every visible string goes through t()."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import streamlit as st
+
+LANGUAGES = {"en": "English", "ko": "한국어"}
+_DIR = Path(__file__).resolve().parents[2] / "assets" / "i18n"
+
+
+@lru_cache(maxsize=None)
+def _table(lang: str) -> dict[str, str]:
+    path = _DIR / f"{lang}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def language() -> str:
+    return st.session_state.get("lang", "en")
+
+
+def t(text: str, **fmt) -> str:
+    """The label in the chosen language (English text is the key); {name} fields filled from fmt."""
+    out = _table(language()).get(text, text) if language() != "en" else text
+    return out.format(**fmt) if fmt else out

@@ -1,0 +1,90 @@
+"""Feature maps: every layer's output, channel by channel."""
+
+import pandas as pd
+import streamlit as st
+
+from explain.featuremaps import COLORMAPS, channel_grid, channel_image, channel_stats, overlay_channel, top_channels
+from explain.ui import cached_recording, current_backbone, image_picker, run_safely
+from explain.ui.i18n import t
+from explain.ui.plots import bar_chart
+
+st.title(t("Feature maps"))
+st.caption(t("Early layers respond to edges and colours; deeper layers to textures, parts and whole objects."))
+
+backbone = current_backbone()
+picked = image_picker()
+if backbone is None or picked is None:
+    st.info(t("Choose an image to start."))
+    st.stop()
+_, image = picked
+recorded = run_safely(cached_recording, backbone, image)
+if recorded is None:
+    st.stop()
+prepared, recording = recorded
+
+only_main = st.toggle(t("Main layers only"), value=True, key="fm_main", help=t("Hide the layers inside each block."))
+layers = [li for li in recording.layers if li.main or not only_main]
+names = [li.name for li in layers]
+info_by_name = {li.name: li for li in recording.layers}
+
+
+def layer_label(name: str) -> str:
+    li = info_by_name[name]
+    return f"{names.index(name) + 1}. {name} · {li.type} · {li.shape[0]}×{li.shape[1]}×{li.shape[2]}"
+
+
+with st.expander(t("All {n} layers in network order", n=len(layers))):
+    st.dataframe(
+        pd.DataFrame([{"#": i + 1, t("layer"): li.name, t("type"): li.type, t("output (C×H×W)"): "×".join(map(str, li.shape))} for i, li in enumerate(layers)]),
+        hide_index=True,
+    )
+
+
+@st.fragment
+def layer_panel() -> None:
+    if st.session_state.get("fm_layer") not in names:
+        st.session_state["fm_layer"] = names[len(names) // 2]
+    layer = st.selectbox(t("Layer"), names, key="fm_layer", format_func=layer_label)
+    fmap = recording.maps[layer]
+    c = fmap.shape[0]
+    col1, col2, col3 = st.columns(3)
+    count = col1.slider(t("Channels in the grid"), 1, c, min(c, 64), key="fm_count")
+    order_by = col2.radio(t("Order"), ["strongest", "index"], format_func=lambda o: t({"strongest": "strongest first", "index": "by index"}[o]), key="fm_order", horizontal=True)
+    normalise = col3.radio(t("Scale"), ["channel", "layer"], format_func=lambda o: t({"channel": "each channel", "layer": "whole layer"}[o]), key="fm_norm", horizontal=True)
+    cmap = st.selectbox(t("Colour map"), list(COLORMAPS), key="fm_cmap")
+    channels = top_channels(fmap, count) if order_by == "strongest" else list(range(count))
+    grid = channel_grid(fmap, channels, normalise=normalise, cmap=cmap)
+    st.image(grid.image, caption=t("{layer}: {n} of {c} channels (row by row: {first}…)", layer=layer, n=len(channels), c=c, first=channels[:6]), width="stretch")
+
+    stats = channel_stats(fmap)
+    top = top_channels(fmap, min(10, c))
+    st.plotly_chart(
+        bar_chart([stats.mean[i] for i in top], [str(i) for i in top], t("Top channels by mean activation"), t("channel"), t("mean")),
+        width="stretch",
+        key="fm_topbar",
+    )
+
+    st.subheader(t("One channel, enlarged"))
+    channel = st.number_input(t("Channel"), 0, c - 1, top[0], key="fm_channel")
+    alpha = st.slider(t("Overlay strength"), 0.0, 1.0, 0.5, key="fm_alpha")
+    e1, e2 = st.columns(2)
+    side = prepared.cropped.shape[0]
+    e1.image(channel_image(fmap, int(channel), (side, side), cmap), caption=t("channel {c}", c=int(channel)), width="stretch")
+    e2.image(overlay_channel(prepared.cropped, fmap, int(channel), alpha), caption=t("channel {c} over the photo", c=int(channel)), width="stretch")
+    st.caption(
+        t("mean {m:.3f} · max {x:.3f} · active {a:.0f}% of positions", m=stats.mean[int(channel)], x=stats.max[int(channel)], a=stats.active_fraction[int(channel)] * 100)
+    )
+
+
+layer_panel()
+
+st.subheader(t("Early vs deep"))
+main_names = [li.name for li in recording.layers if li.main]
+s1, s2 = st.columns(2)
+early = s1.selectbox(t("Early layer"), main_names, index=min(1, len(main_names) - 1), key="fm_early")
+deep = s2.selectbox(t("Deep layer"), main_names, index=max(0, len(main_names) - 3), key="fm_deep")
+for col, name in ((s1, early), (s2, deep)):
+    fmap = recording.maps[name]
+    grid = channel_grid(fmap, top_channels(fmap, 16), tile=64)
+    li = info_by_name[name]
+    col.image(grid.image, caption=t("{layer}: {h}×{w} maps, {c} channels (16 strongest)", layer=name, h=li.shape[1], w=li.shape[2], c=li.shape[0]), width="stretch")
