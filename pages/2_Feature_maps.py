@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from explain.featuremaps import COLORMAPS, channel_grid, channel_image, channel_stats, overlay_channel, top_channels
-from explain.ui import cached_recording, current_backbone, image_picker, run_safely
+from explain.ui import cached_recording, cached_summary, current_backbone, image_picker, run_safely
 from explain.ui.i18n import t
 from explain.ui.plots import bar_chart
 
@@ -88,3 +88,24 @@ for col, name in ((s1, early), (s2, deep)):
     grid = channel_grid(fmap, top_channels(fmap, 16), tile=64)
     li = info_by_name[name]
     col.image(grid.image, caption=t("{layer}: {h}×{w} maps, {c} channels (16 strongest)", layer=name, h=li.shape[1], w=li.shape[2], c=li.shape[0]), width="stretch")
+
+with st.expander(t("Model summary (Keras style)")):
+    model_summary = run_safely(cached_summary, backbone)
+    if model_summary is not None:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {t("layer"): r.name, t("type"): r.type, t("output shape"): str(r.output_shape[1:]), t("parameters"): r.params, t("trainable"): r.trainable}
+                    for r in model_summary.rows
+                ]
+            ),
+            hide_index=True,
+        )
+        st.markdown(
+            t(
+                "Total parameters: **{total:,}** · trainable: **{trainable:,}** · frozen: **{frozen:,}**",
+                total=model_summary.total_params,
+                trainable=model_summary.trainable_params,
+                frozen=model_summary.frozen_params,
+            )
+        )

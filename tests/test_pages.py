@@ -51,3 +51,41 @@ def test_feature_maps_layer_switch_changes_the_grid(app):
     layer_name = new.split(". ", 1)[1].split(" · ")[0]  # options read "1. conv_stem · Conv2dSame · …"
     assert after != before and f"{layer_name}:" in after
     assert app.session_state["recordings"][next(iter(recordings))][1] is recording  # recorded once, re-used
+
+
+def _upload_then_sidebar(weights: bytes):
+    import streamlit as st
+
+    from explain.errors import LensError
+    from explain.ui import add_weights_backbone, sidebar
+
+    try:
+        st.session_state["added"] = add_weights_backbone("mine.pth", weights)
+        st.session_state["backbone"] = st.session_state["added"]
+    except LensError as exc:
+        st.error(str(exc))
+    sidebar()
+
+
+def test_uploaded_weights_file_becomes_a_backbone_of_this_session(lite0, tmp_path):
+    import torch
+
+    path = tmp_path / "mine.pth"
+    torch.save(lite0.model.state_dict(), path)
+    at = AppTest.from_function(_upload_then_sidebar, args=(path.read_bytes(),), default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    picker = at.sidebar.selectbox[0]
+    assert picker.value == "mine.pth (efficientnet_lite0)"
+    assert "mine.pth (efficientnet_lite0) · 🟣 file" in picker.options
+    assert at.session_state["custom_backbones"][picker.value].source == "file"
+
+    bad = AppTest.from_function(_upload_then_sidebar, args=(b"not weights",), default_timeout=TIMEOUT).run()
+    assert not bad.exception and "Could not read weights file" in bad.error[0].value
+    assert bad.sidebar.selectbox[0].value == "efficientnet_lite0"
+
+
+def test_feature_maps_page_shows_the_model_summary(app):
+    app.switch_page("pages/2_Feature_maps.py").run()
+    assert not app.exception
+    totals = [m.value for m in app.markdown if "Total parameters" in m.value]
+    assert totals and "4,652,008" in totals[0]

@@ -58,7 +58,8 @@ def backbone_choices() -> list[str]:
 
 def backbone_label(name: str) -> str:
     if name in custom_backbones():
-        return f"{name} · 🟠 {t('my model')}"
+        badge = "🟣 file" if custom_backbones()[name].source == "file" else "🟠 my model"
+        return f"{name} · {t(badge)}"
     return f"{REGISTRY[name].title} · {t(STATUS_BADGE[weight_status(name)])}"
 
 
@@ -73,6 +74,8 @@ def sidebar() -> None:
             horizontal=True,
         )
         choices = backbone_choices()
+        if "backbone_pending" in st.session_state:
+            st.session_state["backbone"] = st.session_state.pop("backbone_pending")
         if st.session_state.get("backbone") not in choices:
             st.session_state["backbone"] = DEFAULT_BACKBONE
         st.selectbox(t("Backbone"), choices, key="backbone", format_func=backbone_label)
@@ -84,9 +87,46 @@ def sidebar() -> None:
                     "cannot load: pick a backbone marked offline, or put the weights file into the torch hub cache."
                 )
             )
+        with st.expander(t("Load a weights file")):
+            weights_file_loader()
         device = default_device()
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else t("CPU")
         st.caption(t("Device: {device}", device=label))
+
+
+def weights_file_loader() -> None:
+    """Upload a .pth/.pt state dict (or a CNN Lens model file); it becomes a backbone of this session only."""
+    up = st.file_uploader(t("Weights file (.pth, .pt)"), type=["pth", "pt", "bin", "ckpt"], key="weights_upload")
+    if up is None or st.session_state.get("weights_loaded") == up.file_id:
+        return
+    try:
+        name = add_weights_backbone(up.name, up.getvalue())
+    except LensError as exc:
+        show_error(exc)
+        return
+    st.session_state["weights_loaded"] = up.file_id
+    st.session_state["backbone_pending"] = name  # the picker above is already drawn: apply on the rerun
+    st.rerun()
+
+
+def add_weights_backbone(filename: str, data: bytes) -> str:
+    """Load uploaded weights into a backbone of this session; returns its name in the picker."""
+    import os
+    import tempfile
+
+    from explain.backbones import load_model
+
+    fd, path = tempfile.mkstemp(suffix=".pth", prefix="cnnlens-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        backbone = load_model(path)
+    finally:
+        os.unlink(path)  # nothing of the upload stays on the server's disk
+    name = f"{filename} ({backbone.base})"
+    backbone.name = name
+    custom_backbones()[name] = backbone
+    return name
 
 
 def show_error(exc: Exception) -> None:
@@ -162,3 +202,13 @@ def cached_recording(backbone: Backbone, image: np.ndarray):
         store.clear()  # one recording per session bounds memory
         store[key] = (prepared, record_image(backbone, prepared.tensor))
     return store[key]
+
+
+def cached_summary(backbone: Backbone):
+    """The Keras-style summary of a backbone, computed once per session and backbone."""
+    from explain.backbones import summarize
+
+    store = st.session_state.setdefault("summaries", {})
+    if backbone.name not in store:
+        store[backbone.name] = summarize(backbone)
+    return store[backbone.name]
