@@ -26,5 +26,6 @@ def topk_bar(scores: list[ClassScore], title: str = "", color: str = "#4C78A8") 
 
 def bar_chart(values, labels, title: str = "", xaxis: str = "", yaxis: str = "") -> go.Figure:
     fig = go.Figure(go.Bar(x=list(labels), y=list(values)))
+    fig.update_xaxes(type="category")  # channel numbers are names, not quantities
     fig.update_layout(title=title or None, xaxis_title=xaxis, yaxis_title=yaxis, height=280, margin=dict(l=10, r=10, t=40 if title else 10, b=30))
     return fig
