@@ -140,7 +140,7 @@ def test_saliency_maps_are_pixel_sized_and_smoothgrad_is_repeatable(lite0):
 
 def test_hooks_are_removed_also_on_error_and_no_weight_gradients_are_left(lite0):
     x = prepare(sample_image("chelsea"), lite0.preprocess).tensor
-    assert all(p.grad is None for p in lite0.model.parameters())
+    lite0.model.zero_grad(set_to_none=True)  # other tests share this model; start from no gradients
     compute_cam(lite0, x, method="gradcam")
     assert hook_count(lite0.model) == 0
     with pytest.raises(LensError, match="not a spatial map"):
@@ -271,3 +271,36 @@ def test_gradcam_page_and_classify_why_panel():
     assert not at.exception
     why = [c for c in _captions(at) if c.endswith("%") and " · " in c]  # "tabby (281) · 17.3%"
     assert len(why) == 3  # one map per top-3 class
+
+
+def _widgets_script():
+    import copy
+
+    import torch
+    from torch import nn
+
+    from explain.backbones import Backbone
+    from explain.images import prepare, sample_image
+    from explain.ui import cached_backbone
+    from explain.ui.cam import CamSettings, cam_gallery, cam_panel
+
+    base = cached_backbone("efficientnet_lite0")
+    model = copy.deepcopy(base.model)
+    torch.manual_seed(0)
+    model.classifier = nn.Linear(model.classifier.in_features, 2)
+    mine = Backbone("my_model", model.eval(), ["ants", "bees"], base.preprocess, base.device, "trained")
+    images = [prepare(sample_image(s), mine.preprocess).tensor for s in ("chelsea", "coffee")]
+    cam_gallery(mine, images, targets=["bees", None], captions=["right", "wrong"], key="gallery", columns=2)
+    cam_panel(base, sample_image("chelsea"), key="panel", settings=CamSettings(method="gradcampp"))
+
+
+def test_cam_widgets_work_for_own_classes_and_tensors():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_widgets_script, default_timeout=180).run()
+    assert not at.exception
+    captions = _captions(at)
+    assert captions[0].startswith("right · bees (1) · ")
+    assert captions[1].startswith("wrong · ") and ("ants (0)" in captions[1] or "bees (1)" in captions[1])
+    assert len([c for c in captions if not c.startswith(("right", "wrong"))]) == 3  # the panel: top-3 classes
+    assert at.selectbox(key="gallery_layer").value == "bn2"

@@ -44,8 +44,10 @@ class CamSettings:
     samples: int = 16
 
 
-def _model_key(backbone: Backbone) -> tuple[str, int]:
-    return backbone.name, id(backbone.model)
+def _model_key(backbone: Backbone) -> tuple[str, int, float]:
+    # the head's last parameter changes with any training step, so a model trained in place is not served old maps
+    last = next(iter(reversed(list(backbone.model.parameters()))), None)
+    return backbone.name, id(backbone.model), float(last.detach().float().sum()) if last is not None else 0.0
 
 
 def _layers(backbone: Backbone) -> tuple[list, str]:
@@ -103,10 +105,10 @@ def _digest(x: torch.Tensor) -> str:
     return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings) -> CamResult:
+def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings, top_k: int = 1) -> CamResult:
     """compute_cam, remembered in this session for the same model, pixels, targets and method."""
     key = (
-        *_model_key(backbone), _digest(x01), repr(targets), settings.method,
+        *_model_key(backbone), _digest(x01), repr(targets), top_k, settings.method,
         settings.layer if settings.method in LAYER_METHODS else None, settings.samples if settings.method == "smoothgrad" else 0,
     )
     store: dict = st.session_state.setdefault("cam_cache", {})
@@ -114,7 +116,7 @@ def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSett
         while len(store) >= _CACHE_SIZE:
             store.pop(next(iter(store)))
         store[key] = compute_cam(
-            backbone, x01, targets, method=settings.method, layer=settings.layer, samples=settings.samples
+            backbone, x01, targets, method=settings.method, layer=settings.layer, top_k=top_k, samples=settings.samples
         )
     return store[key]
 
@@ -141,7 +143,7 @@ def cam_panel(
         settings = cam_controls(backbone, key)
     base, x = _as_input(backbone, image)
     chosen = None if targets is None else [targets] if isinstance(targets, (int, str)) else [list(targets)]
-    result = run_safely(cached_cam, backbone, x, chosen, settings)
+    result = run_safely(cached_cam, backbone, x, chosen, settings, top_k)
     if result is None:
         return None
     if title:
