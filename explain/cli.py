@@ -171,11 +171,71 @@ def cmd_features(args):
     return data, text
 
 
+# --- cam ----------------------------------------------------------------------------------
+def args_cam(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE")
+    _add_model(p)
+    p.add_argument("--method", default="gradcam", help="gradcam, gradcampp, saliency or smoothgrad (default: gradcam)")
+    p.add_argument("--target", default=None, help="class name or index (default: the top-1 class)")
+    p.add_argument("--layer", default=None, help="layer for gradcam/gradcampp (default: the model's Grad-CAM layer)")
+    p.add_argument("--out", default=None, help="PNG file for the map over the photo")
+    p.add_argument("--save-map", default=None, help=".npy file for the map itself (float32 in [0, 1], input size)")
+    p.add_argument("--alpha", type=float, default=0.5, help="share of the map in the overlay (default 0.5)")
+    p.add_argument("--cmap", default="jet")
+    p.add_argument("--samples", type=int, default=16, help="SmoothGrad: noisy copies (default 16)")
+
+
+def cmd_cam(args):
+    from pathlib import Path
+
+    import numpy as np
+
+    from explain.cam import check_method, compute_cam, overlay_cam
+    from explain.images import prepare, read_image, save_png
+
+    check_method(args.method)
+    if args.save_map and not args.save_map.lower().endswith(".npy"):
+        raise LensError("--save-map must name a .npy file.")
+    backbone = _load(args)
+    image = read_image(args.image)
+    prepared = prepare(image, backbone.preprocess)
+    result = compute_cam(
+        backbone, prepared.tensor, targets=args.target, method=args.method, layer=args.layer, samples=args.samples
+    )
+    cam_map = result.maps[0]
+    overlay = overlay_cam(prepared.cropped, cam_map, args.alpha, args.cmap)
+    out = str(save_png(overlay, args.out)) if args.out else None
+    saved_map = None
+    if args.save_map:
+        path = Path(args.save_map)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, cam_map.astype(np.float32))
+        saved_map = str(path)
+    data = {
+        "file": args.image,
+        "method": args.method,
+        "layer": result.layer,
+        "target_index": result.target_index[0],
+        "target_label": result.target_label[0],
+        "target_prob": round(result.target_prob[0], 6),
+        "out": out,
+        "map": saved_map,
+        "map_shape": list(cam_map.shape),
+    }
+    text = (
+        f"{args.image}: {args.method} on {result.layer} for '{result.target_label[0]}' ({result.target_index[0]}, "
+        f"p={result.target_prob[0] * 100:.1f}%)" + (f"; overlay saved to {out}" if out else "")
+        + (f"; map saved to {saved_map}" if saved_map else "")
+    )
+    return data, text
+
+
 VERBS: dict[str, tuple[str, Callable, Callable]] = {
     "models": ("list the backbones and where their weights come from", args_models, cmd_models),
     "summary": ("Keras-style summary of a backbone", args_summary, cmd_summary),
     "classify": ("top-k ImageNet classes of images", args_classify, cmd_classify),
     "features": ("feature maps of one layer as a channel grid", args_features, cmd_features),
+    "cam": ("where the network looked: Grad-CAM, Grad-CAM++, saliency or SmoothGrad over the photo", args_cam, cmd_cam),
 }
 
 

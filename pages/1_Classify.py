@@ -7,6 +7,7 @@ from explain.classify import predict_probs, top_classes
 from explain.images import INTERPOLATIONS, prepare
 from explain.images import normalized_stats as tensor_stats
 from explain.ui import current_backbone, image_picker, run_safely
+from explain.ui.cam import cam_panel
 from explain.ui.i18n import t
 from explain.ui.plots import topk_bar
 
@@ -46,3 +47,6 @@ st.plotly_chart(topk_bar(scores), width="stretch", key="classify_top5")
 best = scores[0]
 st.success(t("The network says: **{label}** ({p:.1f}%)", label=best.label, p=best.prob * 100))
 st.session_state["last_prediction"] = {"image": label, "backbone": backbone.name, "top": [s.index for s in scores]}
+
+with st.expander(t("Why? Where the network looked for each of the top-3 classes"), expanded=True):
+    cam_panel(backbone, prepared.tensor, [s.index for s in scores[:3]], key="classify_cam")

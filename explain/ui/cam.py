@@ -1,0 +1,190 @@
+"""Class-map widgets shared by the Classify, Grad-CAM, adversarial and transfer pages.
+
+`cam_panel` shows, for one image, the map of each target class side by side; `cam_gallery`
+shows one map per image for a list of images (e.g. a model's right and wrong validation images).
+Both work for any Backbone (ImageNet or a fine-tuned model with its own classes) and keep their
+results in the session, so a rerun (a moved slider) does not recompute them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from explain.backbones import Backbone
+from explain.cam import LAYER_METHODS, METHODS, CamResult, compute_cam, default_layer, map_layers, overlay_cam
+from explain.featuremaps import COLORMAPS
+from explain.images import prepare, to_image
+from explain.ui import run_safely
+from explain.ui.i18n import t
+
+_CACHE_SIZE = 24
+
+METHOD_HELP = {
+    "gradcam": "Grad-CAM: the channels of one layer, weighted by how much they raise the class score (mean gradient).",
+    "gradcampp": "Grad-CAM++: like Grad-CAM, with weights that count every positive location; better when a class appears several times.",
+    "saliency": "Gradient saliency: how much each pixel changes the class score. Sharp but noisy.",
+    "smoothgrad": "SmoothGrad: gradient saliency averaged over noisy copies of the photo, so the noise cancels out.",
+}
+
+
+@dataclass(frozen=True)
+class CamSettings:
+    """What to compute and how to draw it."""
+
+    method: str = "gradcam"
+    layer: str | None = None  # None: the backbone's default Grad-CAM layer
+    alpha: float = 0.5
+    cmap: str = "jet"
+    samples: int = 16
+
+
+def _model_key(backbone: Backbone) -> tuple[str, int, float]:
+    # the head's last parameter changes with any training step, so a model trained in place is not served old maps
+    last = next(iter(reversed(list(backbone.model.parameters()))), None)
+    return backbone.name, id(backbone.model), float(last.detach().float().sum()) if last is not None else 0.0
+
+
+def _layers(backbone: Backbone) -> tuple[list, str]:
+    store = st.session_state.setdefault("cam_layers", {})
+    key = _model_key(backbone)
+    if key not in store:
+        store[key] = (map_layers(backbone), default_layer(backbone))
+    return store[key]
+
+
+def layer_choices(backbone: Backbone, only_main: bool = True) -> tuple[list[str], str]:
+    """Layers with a spatial map (recorded once per model and session) and the default one, always listed."""
+    layers, default = _layers(backbone)
+    names = [li.name for li in layers if li.main or not only_main]
+    if default not in names:
+        names.append(default)  # e.g. resnet's "layer4" is listed under its last block's name
+    return names, default
+
+
+def cam_controls(backbone: Backbone, key: str, show_layer: bool = True) -> CamSettings:
+    """Method, layer, overlay strength and colour map pickers; returns the chosen settings."""
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox(
+        t("Method"), list(METHODS), format_func=lambda m: t(METHODS[m]), key=f"{key}_method",
+        help=t(METHOD_HELP[st.session_state.get(f"{key}_method", "gradcam")]),
+    )
+    layer = None
+    if show_layer and method in LAYER_METHODS:
+        choices = run_safely(layer_choices, backbone, not st.session_state.get(f"{key}_all_layers", False))
+        if choices:
+            names, default = choices
+            if st.session_state.get(f"{key}_layer") not in names:
+                st.session_state[f"{key}_layer"] = default
+            layer = c2.selectbox(t("Layer"), names, key=f"{key}_layer", help=t("Deeper layers: coarser maps that know more about the class."))
+            c2.toggle(t("All layers"), key=f"{key}_all_layers")
+    samples = 16
+    if method == "smoothgrad":
+        samples = c2.slider(t("Noisy copies"), 2, 50, 16, key=f"{key}_samples")
+    alpha = c3.slider(t("Overlay strength"), 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
+    cmap = c3.selectbox(t("Colour map"), [c for c in COLORMAPS if c != "gray"], key=f"{key}_cmap")
+    return CamSettings(method, layer, alpha, cmap, samples)
+
+
+def _as_input(backbone: Backbone, image: np.ndarray | torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+    """(picture to draw on, [0, 1] tensor (1, 3, H, W)) from a photo (prepared the model's way) or a tensor."""
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float().cpu()
+        x = x.unsqueeze(0) if x.ndim == 3 else x[:1]
+        return to_image(x), x
+    prepared = prepare(image, backbone.preprocess)
+    return prepared.cropped, prepared.tensor
+
+
+def _digest(x: torch.Tensor) -> str:
+    return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings, top_k: int = 1) -> CamResult:
+    """compute_cam, remembered in this session for the same model, pixels, targets and method."""
+    key = (
+        *_model_key(backbone), _digest(x01), repr(targets), top_k, settings.method,
+        settings.layer if settings.method in LAYER_METHODS else None, settings.samples if settings.method == "smoothgrad" else 0,
+    )
+    store: dict = st.session_state.setdefault("cam_cache", {})
+    if key not in store:
+        while len(store) >= _CACHE_SIZE:
+            store.pop(next(iter(store)))
+        store[key] = compute_cam(
+            backbone, x01, targets, method=settings.method, layer=settings.layer, top_k=top_k, samples=settings.samples
+        )
+    return store[key]
+
+
+def _caption(result: CamResult, k: int) -> str:
+    return f"{result.target_label[k]} ({result.target_index[k]}) · {result.target_prob[k] * 100:.1f}%"
+
+
+def cam_panel(
+    backbone: Backbone,
+    image: np.ndarray | torch.Tensor,
+    targets: Sequence[int | str] | int | str | None = None,
+    key: str = "cam",
+    settings: CamSettings | None = None,
+    top_k: int = 3,
+    title: str | None = None,
+) -> CamResult | None:
+    """One image (RGB photo, or a [0, 1] tensor already at the model's input size), one map per target side by side.
+
+    targets: classes (names or indices); None = the image's top_k classes. settings: None shows the
+    controls (method, layer, overlay) under `key`; pass one CamSettings to share controls between panels.
+    """
+    if settings is None:
+        settings = cam_controls(backbone, key)
+    base, x = _as_input(backbone, image)
+    chosen = None if targets is None else [targets] if isinstance(targets, (int, str)) else [list(targets)]
+    result = run_safely(cached_cam, backbone, x, chosen, settings, top_k)
+    if result is None:
+        return None
+    if title:
+        st.markdown(title)
+    cols = st.columns(len(result))
+    for k, col in enumerate(cols):
+        col.image(overlay_cam(base, result.maps[k], settings.alpha, settings.cmap), caption=_caption(result, k), width="stretch")
+    st.caption(t("{method} on layer {layer}: red = where the evidence for the class is.", method=t(METHODS[result.method]), layer=result.layer))
+    return result
+
+
+def cam_gallery(
+    backbone: Backbone,
+    images: Sequence[np.ndarray | torch.Tensor],
+    targets: Sequence[int | str | None] | None = None,
+    key: str = "cam_gallery",
+    settings: CamSettings | None = None,
+    captions: Sequence[str] | None = None,
+    columns: int = 4,
+) -> CamResult | None:
+    """Several images, one map each (its given target, or its top-1 class), in a grid; computed as one batch.
+
+    Images are photos (prepared the model's way) or [0, 1] tensors at the model's input size.
+    """
+    if not images:
+        return None
+    if settings is None:
+        settings = cam_controls(backbone, key)
+    pairs = [_as_input(backbone, im) for im in images]
+    sizes = {tuple(x.shape[2:]) for _, x in pairs}
+    if len(sizes) > 1:
+        st.error(t("All images of a gallery must have the same size."))
+        return None
+    batch = torch.cat([x for _, x in pairs])
+    per_image = None if targets is None else list(targets)
+    result = run_safely(cached_cam, backbone, batch, per_image, settings)
+    if result is None:
+        return None
+    cols = st.columns(max(1, columns))
+    for k in range(len(result)):
+        i = result.image_index[k]
+        text = (captions[i] + " · " if captions else "") + _caption(result, k)
+        cols[k % len(cols)].image(overlay_cam(pairs[i][0], result.maps[k], settings.alpha, settings.cmap), caption=text, width="stretch")
+    return result

@@ -1,0 +1,306 @@
+"""Grad-CAM family and saliency: real EfficientNet-Lite0 weights, real photos (scikit-image samples)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from explain.backbones import REGISTRY, Backbone, _prepare_for_viewing, build_architecture, imagenet_categories
+from explain.cam import compute_cam, default_layer, heatmap, map_layers, mass_inside, overlay_cam
+from explain.errors import LensError
+from explain.hooks import hook_count
+from explain.images import prepare, resize, sample_image, save_png, to_tensor
+
+from .conftest import CAT_CLASSES, ROOT
+
+# lite0 (session-wide EfficientNet-Lite0) comes from conftest.py: tests here must not change it
+
+
+@pytest.fixture(scope="module")
+def chelsea_full() -> np.ndarray:
+    """The whole chelsea photo (not centre-cropped): cat on the left, background on the right."""
+    return resize(sample_image("chelsea"), (336, 224), "area")
+
+
+@pytest.fixture(scope="module")
+def cat_on_gravel() -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Chelsea's cat pasted at the centre-left of a gravel texture; returns (image, the cat's box as fractions)."""
+    canvas = resize(sample_image("gravel"), (448, 224), "area").copy()
+    cat = resize(sample_image("chelsea")[:, :380], (203, 160), "area")  # x < 380: the cat, not the room behind it
+    y0, x0 = 32, 40
+    canvas[y0 : y0 + cat.shape[0], x0 : x0 + cat.shape[1]] = cat
+    return canvas, (x0 / 448, y0 / 224, (x0 + cat.shape[1]) / 448, (y0 + cat.shape[0]) / 224)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcampp"])
+def test_cat_map_lies_on_the_cat_in_chelsea(lite0, chelsea_full, method):
+    result = compute_cam(lite0, to_tensor(chelsea_full), method=method)
+    assert result.target_index[0] in CAT_CLASSES
+    cam_map = result.maps[0]
+    assert cam_map.shape == chelsea_full.shape[:2]
+    hot = np.where(cam_map >= 0.5, cam_map, 0.0)
+    # the cat fills x < 80 % of the photo; the right edge is the room behind it
+    assert mass_inside(hot, (0.0, 0.0, 0.8, 1.0)) > 0.9
+    assert mass_inside(cam_map, (0.85, 0.0, 1.0, 1.0)) < 0.5 * 0.15  # less than half its area share
+    y, x = np.unravel_index(cam_map.argmax(), cam_map.shape)
+    assert x < 0.8 * cam_map.shape[1]
+
+
+@pytest.mark.parametrize("method,least", [("gradcam", 0.6), ("gradcampp", 0.6), ("smoothgrad", 0.45)])
+def test_cat_map_mass_is_inside_the_cat_box(lite0, cat_on_gravel, method, least):
+    image, box = cat_on_gravel
+    area = (box[2] - box[0]) * (box[3] - box[1])  # about a third of the picture
+    result = compute_cam(lite0, to_tensor(image), targets="tabby", method=method, samples=4)
+    assert result.target_index == (281,)
+    share = mass_inside(result.maps[0], box)
+    assert share > least > area
+
+
+def test_gradcam_matches_a_plain_backward_reference(lite0):
+    """Our short backward (stopping at the layer) gives the same map as a full loss.backward() with hooks."""
+    x = prepare(sample_image("coffee"), lite0.preprocess).tensor
+    model = copy.deepcopy(lite0.model)
+    store = {}
+
+    def forward_hook(_m, _i, out):
+        store["act"] = out
+        out.register_hook(lambda g: store.__setitem__("grad", g))
+
+    handle = model.bn2.register_forward_hook(forward_hook)
+    try:
+        logits = model(lite0.normalize(x))
+        logits[0, 967].backward()  # espresso
+    finally:
+        handle.remove()
+    act, grad = store["act"].detach()[0], store["grad"][0]
+    ref = (grad.mean((1, 2))[:, None, None] * act).sum(0).clamp(min=0).numpy()
+    ref = (ref - ref.min()) / (ref.max() - ref.min())
+    ref = cv2.resize(ref.astype(np.float32), (224, 224))
+    ours = compute_cam(lite0, x, targets=967, method="gradcam")
+    assert ours.layer == "bn2"
+    assert _pearson(ours.maps[0], ref) > 0.999
+
+
+def test_matches_pytorch_grad_cam_when_installed(lite0):
+    pgc = pytest.importorskip("pytorch_grad_cam")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    x = prepare(sample_image("chelsea"), lite0.preprocess).tensor
+    model = copy.deepcopy(lite0.model)  # pytorch-grad-cam leaves .grad on every weight
+    for method, cls in (("gradcam", pgc.GradCAM), ("gradcampp", pgc.GradCAMPlusPlus)):
+        ours = compute_cam(lite0, x, targets=281, method=method)
+        with cls(model, [model.bn2]) as cam:
+            ref = cam(lite0.normalize(x), [ClassifierOutputTarget(281)])
+        assert _pearson(ours.maps[0], ref[0]) > 0.99
+
+
+def test_batch_with_several_targets_equals_one_image_at_a_time(lite0):
+    x = torch.cat([prepare(sample_image(s), lite0.preprocess).tensor for s in ("chelsea", "coffee")])
+    both = compute_cam(lite0, x, targets=[["tabby", 282], 967], method="gradcampp")
+    assert both.image_index == (0, 0, 1)
+    assert both.target_index == (281, 282, 967)
+    assert both.target_label == ("tabby", "tiger cat", "espresso")
+    assert both.maps.shape == (3, 224, 224)
+    alone = compute_cam(lite0, x[1:], targets=967, method="gradcampp")
+    np.testing.assert_allclose(both.maps[2], alone.maps[0], atol=1e-3)
+    # the two cat classes are different questions, so their maps differ
+    assert np.abs(both.maps[0] - both.maps[1]).max() > 0.01
+
+
+def test_top_k_targets_follow_the_prediction(lite0):
+    x = prepare(sample_image("chelsea"), lite0.preprocess).tensor
+    result = compute_cam(lite0, x, top_k=3)
+    probs = torch.softmax(lite0.logits(x), 1)[0]
+    assert list(result.target_index) == [int(i) for i in torch.topk(probs, 3).indices]
+    assert result.target_prob[0] >= result.target_prob[1] >= result.target_prob[2]
+
+
+def test_saliency_maps_are_pixel_sized_and_smoothgrad_is_repeatable(lite0):
+    x = prepare(sample_image("coffee"), lite0.preprocess).tensor
+    plain = compute_cam(lite0, x, targets="espresso", method="saliency")
+    a = compute_cam(lite0, x, targets="espresso", method="smoothgrad", samples=2, seed=3)
+    b = compute_cam(lite0, x, targets="espresso", method="smoothgrad", samples=2, seed=3)
+    for res in (plain, a):
+        assert res.layer == "input"
+        assert res.maps.shape == res.raw.shape == (1, 224, 224)
+        assert res.maps.min() >= 0.0 and res.maps.max() == 1.0
+    np.testing.assert_allclose(a.maps, b.maps, atol=1e-6)
+    assert np.abs(a.maps - plain.maps).mean() > 0.01  # the noise did change the map
+
+
+def test_hooks_are_removed_also_on_error_and_no_weight_gradients_are_left(lite0):
+    x = prepare(sample_image("chelsea"), lite0.preprocess).tensor
+    lite0.model.zero_grad(set_to_none=True)  # other tests share this model; start from no gradients
+    compute_cam(lite0, x, method="gradcam")
+    assert hook_count(lite0.model) == 0
+    with pytest.raises(LensError, match="not a spatial map"):
+        compute_cam(lite0, x, method="gradcam", layer="classifier")  # raised inside the hooked forward
+    assert hook_count(lite0.model) == 0
+    with pytest.raises(LensError, match="Unknown layer"):
+        compute_cam(lite0, x, layer="no.such.layer")
+    assert hook_count(lite0.model) == 0
+    assert all(p.grad is None for p in lite0.model.parameters())
+
+
+def test_user_mistakes_are_lens_errors(lite0):
+    x = prepare(sample_image("chelsea"), lite0.preprocess).tensor
+    with pytest.raises(LensError, match="Unknown method"):
+        compute_cam(lite0, x, method="cam++")
+    with pytest.raises(LensError, match="out of range"):
+        compute_cam(lite0, x, targets=1000)
+    with pytest.raises(LensError, match="one target per image"):
+        compute_cam(lite0, torch.cat([x, x]), targets=[1, 2, 3])
+    with pytest.raises(LensError):
+        compute_cam(lite0, x[:, :2])
+
+
+def test_fine_tuned_model_with_own_classes_and_frozen_body(lite0):
+    """A "my model": two classes, frozen feature extractor, no cam_layer set: the default is found."""
+    model = copy.deepcopy(lite0.model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.classifier = nn.Linear(model.classifier.in_features, 2)
+    torch.manual_seed(0)
+    mine = Backbone("my_model", model.eval(), ["ants", "bees"], lite0.preprocess, lite0.device, "trained", base="efficientnet_lite0")
+    assert default_layer(mine) == "bn2"
+    x = prepare(sample_image("chelsea"), mine.preprocess).tensor
+    result = compute_cam(mine, x, targets="bees")
+    assert result.target_index == (1,) and result.target_label == ("bees",)
+    assert result.maps[0].max() == pytest.approx(1.0, abs=1e-4) and result.maps[0].std() > 0.01
+    assert hook_count(model) == 0
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_registry_entry_has_a_working_default_layer(name):
+    """Random weights (no download): the named default layer exists, gives a 4-D map, and Grad-CAM runs on it."""
+    torch.manual_seed(0)
+    spec = REGISTRY[name]
+    model = _prepare_for_viewing(build_architecture(name))
+    backbone = Backbone(name, model, imagenet_categories(), spec.preprocess, torch.device("cpu"), "random", name, spec.cam_layer)
+    assert spec.cam_layer in dict(model.named_modules())
+    assert default_layer(backbone) == spec.cam_layer
+    size = max(160, spec.preprocess.input_size // 2) if name not in ("inception_v3", "xception") else 299
+    result = compute_cam(backbone, torch.rand(1, 3, size, size), targets=0, method="gradcam")
+    assert result.layer == spec.cam_layer
+    assert result.raw.ndim == 3 and result.raw.shape[1] * result.raw.shape[2] > 1
+    assert result.maps.shape == (1, size, size) and np.isfinite(result.maps).all()
+    assert hook_count(model) == 0
+
+
+def test_map_layers_lists_spatial_layers_in_order(lite0):
+    layers = map_layers(lite0)
+    names = [li.name for li in layers]
+    assert names[0] == "conv_stem" and "bn2" in names
+    assert all(li.shape[1] * li.shape[2] > 1 for li in layers)
+
+
+def test_overlay_and_heatmap(lite0):
+    image = sample_image("coffee")[:100, :150]
+    cam_map = np.zeros((7, 7), np.float32)
+    cam_map[3, 3] = 1.0
+    heat = heatmap(cam_map, (150, 100))
+    assert heat.shape == (100, 150, 3) and heat.dtype == np.uint8
+    same = overlay_cam(image, cam_map, alpha=0.0)
+    np.testing.assert_array_equal(same, image)
+    full = overlay_cam(image, cam_map, alpha=1.0)
+    np.testing.assert_array_equal(full, heat)
+    with pytest.raises(LensError):
+        overlay_cam(image, cam_map, cmap="rainbow-ish")
+
+
+def test_cli_cam_writes_overlay_and_map(tmp_path, capsys):
+    from explain.cli import main
+
+    photo = save_png(sample_image("chelsea"), tmp_path / "chelsea.png")
+    out, raw = tmp_path / "overlay.png", tmp_path / "map.npy"
+    code = main(["cam", str(photo), "--method", "gradcampp", "--target", "tabby", "--out", str(out), "--save-map", str(raw), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"file", "method", "layer", "target_index", "out"} <= set(data)
+    assert data["method"] == "gradcampp" and data["layer"] == "bn2" and data["target_index"] == 281
+    assert data["out"] == str(out)
+    overlay = cv2.imread(str(out))
+    assert overlay.shape == (224, 224, 3)
+    cam_map = np.load(raw)
+    assert cam_map.shape == (224, 224) and cam_map.dtype == np.float32 and cam_map.max() == pytest.approx(1.0, abs=1e-4)
+
+    assert main(["cam", str(photo), "--method", "nope"]) == 2
+    assert main(["cam", str(photo), "--layer", "classifier"]) == 2
+    assert "not a spatial map" in capsys.readouterr().err
+
+
+def test_cli_cam_top1_by_default(tmp_path, capsys):
+    from explain.cli import main
+
+    photo = save_png(sample_image("coffee"), tmp_path / "coffee.png")
+    assert main(["cam", str(photo), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["method"] == "gradcam" and data["layer"] == "bn2"
+    assert data["target_index"] == 967 and data["target_label"] == "espresso" and data["out"] is None
+
+
+def _captions(at) -> list[str]:
+    return [img.caption for el in at.get("image") for img in el.proto.imgs]
+
+
+def test_gradcam_page_and_classify_why_panel():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/6_Grad-CAM.py").run()
+    assert not at.exception
+    assert any("Grad-CAM for" in c for c in _captions(at))
+    assert at.selectbox(key="gc_layer").value == "bn2"
+    at.selectbox(key="gc_method").set_value("gradcampp").run()
+    assert not at.exception
+    at.selectbox(key="gc_target").set_value(281).run()
+    assert not at.exception
+    assert any("Grad-CAM++ for tabby" in c for c in _captions(at))
+
+    at.switch_page("pages/1_Classify.py").run()
+    assert not at.exception
+    why = [c for c in _captions(at) if c.endswith("%") and " · " in c]  # "tabby (281) · 17.3%"
+    assert len(why) == 3  # one map per top-3 class
+
+
+def _widgets_script():
+    import copy
+
+    import torch
+    from torch import nn
+
+    from explain.backbones import Backbone
+    from explain.images import prepare, sample_image
+    from explain.ui import cached_backbone
+    from explain.ui.cam import CamSettings, cam_gallery, cam_panel
+
+    base = cached_backbone("efficientnet_lite0")
+    model = copy.deepcopy(base.model)
+    torch.manual_seed(0)
+    model.classifier = nn.Linear(model.classifier.in_features, 2)
+    mine = Backbone("my_model", model.eval(), ["ants", "bees"], base.preprocess, base.device, "trained")
+    images = [prepare(sample_image(s), mine.preprocess).tensor for s in ("chelsea", "coffee")]
+    cam_gallery(mine, images, targets=["bees", None], captions=["right", "wrong"], key="gallery", columns=2)
+    cam_panel(base, sample_image("chelsea"), key="panel", settings=CamSettings(method="gradcampp"))
+
+
+def test_cam_widgets_work_for_own_classes_and_tensors():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_widgets_script, default_timeout=180).run()
+    assert not at.exception
+    captions = _captions(at)
+    assert captions[0].startswith("right · bees (1) · ")
+    assert captions[1].startswith("wrong · ") and ("ants (0)" in captions[1] or "bees (1)" in captions[1])
+    assert len([c for c in captions if not c.startswith(("right", "wrong"))]) == 3  # the panel: top-3 classes
+    assert at.selectbox(key="gallery_layer").value == "bn2"
