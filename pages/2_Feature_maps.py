@@ -72,9 +72,9 @@ def layer_panel() -> None:
     )
 
     st.subheader(t("One channel, enlarged"))
-    if st.session_state.get("fm_channel_layer") != layer:  # a new layer starts on its strongest channel
-        st.session_state.pop("fm_channel", None)
-        st.session_state["fm_channel_layer"] = layer
+    if st.session_state.get("fm_channel_layer", layer) != layer:  # a new layer starts on its strongest channel
+        st.session_state["fm_channel"] = top[0]
+    st.session_state["fm_channel_layer"] = layer
     url_state("channel", "fm_channel", top[0], options=range(c), cast=int)
     channel = st.number_input(t("Channel"), 0, c - 1, key="fm_channel")
     alpha = 0.5 if presenter_mode() else st.slider(t("Overlay strength"), 0.0, 1.0, 0.5, key="fm_alpha")

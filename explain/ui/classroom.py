@@ -4,7 +4,7 @@ Shareable links: a page keeps its main choices in the URL (st.query_params) so a
 students straight to the same view. Every page uses the same parameter names:
 
     lang       en | ko                                   sidebar (written back)
-    presenter  1 | 0                                     sidebar (read only: a teacher's bookmark, never shared on)
+    presenter  1 | 0                                     sidebar (read once then removed: a teacher's bookmark, not shared on)
     backbone   registry name, e.g. efficientnet_lite0    sidebar
     sample     scikit-image sample, e.g. chelsea         image picker (while the source is a sample)
     layer      layer name, e.g. blocks.3                 Feature maps, any page that picks a layer
@@ -65,32 +65,38 @@ def url_state(
     cast: Callable[[str], Any] = str,
     write: bool = True,
 ) -> Any:
-    """Prepare the widget with `key`: seed it from ?param= once per session, keep the URL equal to it.
+    """Prepare the widget with `key`: take its value from ?param= when it has none, keep the URL equal to it.
 
     Call it just before drawing the widget (with key=key and no index/value argument: the value comes
-    from st.session_state). Returns the value the widget will show.
+    from st.session_state). When the session has no value for the widget (the first run of a shared link,
+    or Streamlit dropped a widget that was not drawn, e.g. on a page switch) it comes from the URL, else
+    from the value this session last had, else `default`. Returns the value.
     options: the values the widget accepts; a URL value outside them is ignored, a stale one reset to default.
     cast: turns URL text into the widget's value (int for indices, url_bool for toggles).
-    write: False to read the URL but never write it (a personal display setting, not part of a shared view).
+    write: False to read the URL once and then remove the parameter (a personal display setting, not part of a shared view).
     """
     state = st.session_state
-    seeded = state.setdefault("_url_seeded", set())
-    if (param, key) not in seeded:
-        # Only the session's first run reads the URL: later the widget is the truth and the URL follows it.
-        seeded.add((param, key))
+    remembered = state.setdefault("_url_last", {})
+    if key not in state:
         raw = st.query_params.get(param)
-        if raw is not None:
-            try:
-                value = cast(raw)
-            except (TypeError, ValueError):
-                value = None
-            if value is not None and (options is None or value in options):
-                state[key] = value
+        try:
+            value = cast(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            value = None
+        # The browser drops the query string when the user clicks another page: the session remembers it.
+        for candidate in (value, remembered.get(key)):
+            if candidate is not None and (options is None or candidate in options):
+                state[key] = candidate
+                break
     if key not in state or (options is not None and state[key] not in options):
         state[key] = default
+    # Re-assigning makes it the value a re-created widget starts from (a page switch gives widgets new ids).
+    state[key] = remembered[key] = state[key]
+    if not write:
+        forget_url(param)  # read once; a link copied from the address bar does not carry it on
+    elif st.query_params.get(param) != _url_text(state[key]):
+        st.query_params[param] = _url_text(state[key])
     if write:
-        if st.query_params.get(param) != _url_text(state[key]):
-            st.query_params[param] = _url_text(state[key])
         state.setdefault("_url_owner", {})[param] = _current_page()
     return state[key]
 
@@ -119,6 +125,23 @@ def _forget_other_pages_params() -> None:
         if param in PAGE_PARAMS and owner != page:
             forget_url(param)
             del owners[param]
+
+
+# ---------------------------------------------------------------- the app shell
+
+
+def ensure_app_shell() -> None:
+    """Make sure a page runs inside app.py (sidebar, language, URL state), even when opened first by its URL.
+
+    Streamlit serves a folder named pages/ on its own ("multipage v1": the page file alone, no app.py) until
+    some session has run app.py's st.navigation. A shared link opened first on a fresh server, and AppTest's
+    switch_page, would show the page without its sidebar: switch that mode off and start the run again.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 # ---------------------------------------------------------------- presenter mode and the sidebar switches
@@ -161,6 +184,7 @@ def lesson_text(lesson: str, lang: str = "en") -> tuple[str, str]:
 
 def lesson_panel(lesson: str) -> None:
     """The page's short lesson in the chosen language: a closed expander, open in presenter mode."""
+    ensure_app_shell()
     title, body = lesson_text(lesson, language())
     with st.expander(f"📖 {title}", expanded=presenter_mode()):
         st.markdown(body)

@@ -28,7 +28,9 @@ def language() -> str:
     # AppTest calls widgets' format_func from the test thread, without a session: label its options like the run did.
     if get_script_run_ctx(suppress_warning=True) is None:
         return _last_language[0]
-    _last_language[0] = st.session_state.get("lang", "en")
+    # Before the sidebar's switch is drawn (st.navigation's page titles) a shared link's ?lang= already counts.
+    lang = st.session_state.get("lang") or st.query_params.get("lang", "en")
+    _last_language[0] = lang if lang in LANGUAGES else "en"
     return _last_language[0]
 
 
