@@ -146,8 +146,14 @@ def choose(tab, label: str, option: str) -> None:
 
 def shoot(tab, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
     path = SHOTS / f"{name}.png"
     tab.screenshot(path=str(path))
+    # 256 colours keep the README light (a channel grid is ~1 MB in full colour, ~1/3 of that here).
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
     assert path.stat().st_size > 10_000  # a real rendering, not a blank page
     return path
 
