@@ -8,11 +8,13 @@ from explain.images import INTERPOLATIONS, prepare
 from explain.images import normalized_stats as tensor_stats
 from explain.ui import current_backbone, image_picker, run_safely
 from explain.ui.cam import cam_panel
+from explain.ui.classroom import lesson_panel, presenter_mode
 from explain.ui.i18n import t
 from explain.ui.plots import topk_bar
 
 st.title(t("Classify"))
 st.caption(t("What does the network think this photo shows?"))
+lesson_panel("classify")
 
 backbone = current_backbone()
 picked = image_picker()
@@ -22,7 +24,7 @@ if backbone is None or picked is None:
 label, image = picked
 pp = backbone.preprocess
 names = list(INTERPOLATIONS)
-interpolation = st.selectbox(
+interpolation = pp.interpolation if presenter_mode() else st.selectbox(
     t("Resize interpolation (cv2.resize)"), names, index=names.index(pp.interpolation), key="classify_interp",
     help=t("nearest copies pixels, linear/cubic blend neighbours, area averages (best for shrinking), lanczos is the sharpest."),
 )

@@ -5,11 +5,13 @@ import streamlit as st
 
 from explain.featuremaps import COLORMAPS, channel_grid, channel_image, channel_stats, overlay_channel, top_channels
 from explain.ui import cached_recording, cached_summary, current_backbone, image_picker, run_safely
+from explain.ui.classroom import lesson_panel, presenter_mode, url_state
 from explain.ui.i18n import t
 from explain.ui.plots import bar_chart
 
 st.title(t("Feature maps"))
 st.caption(t("Early layers respond to edges and colours; deeper layers to textures, parts and whole objects."))
+lesson_panel("feature_maps")
 
 backbone = current_backbone()
 picked = image_picker()
@@ -22,10 +24,12 @@ if recorded is None:
     st.stop()
 prepared, recording = recorded
 
-only_main = st.toggle(t("Main layers only"), value=True, key="fm_main", help=t("Hide the layers inside each block."))
+info_by_name = {li.name: li for li in recording.layers}
+linked = info_by_name.get(st.query_params.get("layer", ""))
+st.session_state.setdefault("fm_main", linked is None or linked.main)  # a shared link to an inner layer lists it
+only_main = st.toggle(t("Main layers only"), key="fm_main", help=t("Hide the layers inside each block."))
 layers = [li for li in recording.layers if li.main or not only_main]
 names = [li.name for li in layers]
-info_by_name = {li.name: li for li in recording.layers}
 
 
 def layer_label(name: str) -> str:
@@ -33,25 +37,28 @@ def layer_label(name: str) -> str:
     return f"{names.index(name) + 1}. {name} · {li.type} · {li.shape[0]}×{li.shape[1]}×{li.shape[2]}"
 
 
-with st.expander(t("All {n} layers in network order", n=len(layers))):
-    st.dataframe(
-        pd.DataFrame([{"#": i + 1, t("layer"): li.name, t("type"): li.type, t("output (C×H×W)"): "×".join(map(str, li.shape))} for i, li in enumerate(layers)]),
-        hide_index=True,
-    )
+if not presenter_mode():
+    with st.expander(t("All {n} layers in network order", n=len(layers))):
+        st.dataframe(
+            pd.DataFrame([{"#": i + 1, t("layer"): li.name, t("type"): li.type, t("output (C×H×W)"): "×".join(map(str, li.shape))} for i, li in enumerate(layers)]),
+            hide_index=True,
+        )
 
 
 @st.fragment
 def layer_panel() -> None:
-    if st.session_state.get("fm_layer") not in names:
-        st.session_state["fm_layer"] = names[len(names) // 2]
+    url_state("layer", "fm_layer", names[len(names) // 2], options=names)
     layer = st.selectbox(t("Layer"), names, key="fm_layer", format_func=layer_label)
     fmap = recording.maps[layer]
     c = fmap.shape[0]
-    col1, col2, col3 = st.columns(3)
-    count = col1.slider(t("Channels in the grid"), 1, c, min(c, 64), key="fm_count")
-    order_by = col2.radio(t("Order"), ["strongest", "index"], format_func=lambda o: t({"strongest": "strongest first", "index": "by index"}[o]), key="fm_order", horizontal=True)
-    normalise = col3.radio(t("Scale"), ["channel", "layer"], format_func=lambda o: t({"channel": "each channel", "layer": "whole layer"}[o]), key="fm_norm", horizontal=True)
-    cmap = st.selectbox(t("Colour map"), list(COLORMAPS), key="fm_cmap")
+    if presenter_mode():  # fewer knobs on a projector: the strongest channels, big tiles
+        count, order_by, normalise, cmap = min(c, 32), "strongest", "channel", next(iter(COLORMAPS))
+    else:
+        col1, col2, col3 = st.columns(3)
+        count = col1.slider(t("Channels in the grid"), 1, c, min(c, 64), key="fm_count")
+        order_by = col2.radio(t("Order"), ["strongest", "index"], format_func=lambda o: t({"strongest": "strongest first", "index": "by index"}[o]), key="fm_order", horizontal=True)
+        normalise = col3.radio(t("Scale"), ["channel", "layer"], format_func=lambda o: t({"channel": "each channel", "layer": "whole layer"}[o]), key="fm_norm", horizontal=True)
+        cmap = st.selectbox(t("Colour map"), list(COLORMAPS), key="fm_cmap")
     channels = top_channels(fmap, count) if order_by == "strongest" else list(range(count))
     grid = channel_grid(fmap, channels, normalise=normalise, cmap=cmap)
     st.image(grid.image, caption=t("{layer}: {n} of {c} channels (row by row: {first}…)", layer=layer, n=len(channels), c=c, first=channels[:6]), width="stretch")
@@ -65,8 +72,12 @@ def layer_panel() -> None:
     )
 
     st.subheader(t("One channel, enlarged"))
-    channel = st.number_input(t("Channel"), 0, c - 1, top[0], key="fm_channel")
-    alpha = st.slider(t("Overlay strength"), 0.0, 1.0, 0.5, key="fm_alpha")
+    if st.session_state.get("fm_channel_layer", layer) != layer:  # a new layer starts on its strongest channel
+        st.session_state["fm_channel"] = top[0]
+    st.session_state["fm_channel_layer"] = layer
+    url_state("channel", "fm_channel", top[0], options=range(c), cast=int)
+    channel = st.number_input(t("Channel"), 0, c - 1, key="fm_channel")
+    alpha = 0.5 if presenter_mode() else st.slider(t("Overlay strength"), 0.0, 1.0, 0.5, key="fm_alpha")
     e1, e2 = st.columns(2)
     side = prepared.cropped.shape[0]
     e1.image(channel_image(fmap, int(channel), (side, side), cmap), caption=t("channel {c}", c=int(channel)), width="stretch")

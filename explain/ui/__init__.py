@@ -17,7 +17,8 @@ import torch
 from explain.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, default_device, load_backbone, weight_status
 from explain.errors import LensError
 from explain.images import SAMPLES, decode_image, sample_image
-from explain.ui.i18n import LANGUAGES, t
+from explain.ui.classroom import classroom_controls, ensure_app_shell, error_text, forget_url, url_state
+from explain.ui.i18n import t
 
 STATUS_BADGE = {"offline": "🟢 offline", "cached": "🔵 cached", "file": "🟣 file", "download": "⚪ download"}
 
@@ -43,12 +44,13 @@ def backbone_by_name(name: str) -> Backbone:
 
 def current_backbone() -> Backbone | None:
     """The backbone chosen in the sidebar; None (with an st.error shown) when it cannot load."""
+    ensure_app_shell()
     name = st.session_state.get("backbone", DEFAULT_BACKBONE)
     try:
         with st.spinner(t("Loading {name}…", name=name)):
             return backbone_by_name(name)
     except LensError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return None
 
 
@@ -66,18 +68,11 @@ def backbone_label(name: str) -> str:
 def sidebar() -> None:
     """The shared sidebar: language, backbone picker with weight status, device in use."""
     with st.sidebar:
-        st.radio(
-            "Language / 언어",
-            list(LANGUAGES),
-            format_func=LANGUAGES.get,
-            key="lang",
-            horizontal=True,
-        )
+        classroom_controls()
         choices = backbone_choices()
         if "backbone_pending" in st.session_state:
             st.session_state["backbone"] = st.session_state.pop("backbone_pending")
-        if st.session_state.get("backbone") not in choices:
-            st.session_state["backbone"] = DEFAULT_BACKBONE
+        url_state("backbone", "backbone", DEFAULT_BACKBONE, options=choices)
         st.selectbox(t("Backbone"), choices, key="backbone", format_func=backbone_label)
         name = st.session_state["backbone"]
         if name in REGISTRY and weight_status(name) == "download":
@@ -130,7 +125,7 @@ def add_weights_backbone(filename: str, data: bytes) -> str:
 
 
 def show_error(exc: Exception) -> None:
-    st.error(str(exc))
+    st.error(error_text(exc))
 
 
 def run_safely(func: Callable[..., Any], *args, **kwargs) -> Any:
@@ -151,10 +146,15 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
 
     The choice is kept in the session under `key`, so every page that uses the same key sees the same image.
     """
+    ensure_app_shell()
     sources = ["sample", "upload"] + (["camera"] if allow_camera else [])
     names = {"sample": t("Sample photo"), "upload": t("Upload"), "camera": t("Camera")}
     source = st.radio(t("Image source"), sources, format_func=names.get, horizontal=True, key=f"{key}_source")
+    if key == "image" and source != "sample":
+        forget_url("sample")
     if source == "sample":
+        if key == "image":  # the shared picker's sample is part of a shareable link
+            url_state("sample", f"{key}_sample", next(iter(SAMPLES)), options=SAMPLES)
         sample = st.selectbox(
             t("Sample"), list(SAMPLES), format_func=lambda s: t(SAMPLES[s]), key=f"{key}_sample"
         )
@@ -183,10 +183,13 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
     return st.session_state.get(key)
 
 
-def class_picker(backbone: Backbone, label: str, key: str, default: int = 281) -> int:
-    """Choose a class by typing part of its name (a searchable select box)."""
+def class_picker(backbone: Backbone, label: str, key: str, default: int = 281, url: str | None = None) -> int:
+    """Choose a class by typing part of its name (a searchable select box); url="class" keeps it in the link."""
     options = list(range(backbone.num_classes))
     index = default if default < len(options) else 0
+    if url:
+        url_state(url, key, index, options=range(len(options)), cast=int)
+        return st.selectbox(label, options, format_func=lambda i: f"{backbone.categories[i]} ({i})", key=key)
     return st.selectbox(label, options, index=index, format_func=lambda i: f"{backbone.categories[i]} ({i})", key=key)
 
 

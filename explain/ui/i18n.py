@@ -18,8 +18,20 @@ def _table(lang: str) -> dict[str, str]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+_last_language = ["en"]
+
+
 def language() -> str:
-    return st.session_state.get("lang", "en")
+    """The session's language; outside a script run, the one the last run used."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    # AppTest calls widgets' format_func from the test thread, without a session: label its options like the run did.
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return _last_language[0]
+    # Before the sidebar's switch is drawn (st.navigation's page titles) a shared link's ?lang= already counts.
+    lang = st.session_state.get("lang") or st.query_params.get("lang", "en")
+    _last_language[0] = lang if lang in LANGUAGES else "en"
+    return _last_language[0]
 
 
 def t(text: str, **fmt) -> str:

@@ -1,0 +1,212 @@
+"""Classroom mode: language and presenter switches, lesson panels, shareable links, Korean error messages.
+
+Shareable links: a page keeps its main choices in the URL (st.query_params) so a teacher can send
+students straight to the same view. Every page uses the same parameter names:
+
+    lang       en | ko                                   sidebar (written back)
+    presenter  1 | 0                                     sidebar (read once then removed: a teacher's bookmark, not shared on)
+    backbone   registry name, e.g. efficientnet_lite0    sidebar
+    sample     scikit-image sample, e.g. chelsea         image picker (while the source is a sample)
+    layer      layer name, e.g. blocks.3                 Feature maps, any page that picks a layer
+    channel    channel index                             Feature maps, Ideal images
+    class      class index                               Ideal images, Adversarial, Grad-CAM
+    preset     preset name                               Ideal images, Adversarial
+    method     method name                               Adversarial (attack), Grad-CAM, Transfer (strategy)
+
+`url_state(param, key, default, options)` before a keyed widget does both directions; the page-specific
+parameters (layer, channel, class, preset, method) are dropped from the URL when the user switches page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Container
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from explain.ui.i18n import LANGUAGES, language, t
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+LESSONS_DIR = ASSETS / "lessons"
+GLOBAL_PARAMS = ("lang", "presenter", "backbone", "sample")
+PAGE_PARAMS = ("layer", "channel", "class", "preset", "method")
+
+PRESENTER_CSS = """
+<style>
+/* Streamlit sizes its text in rem: a larger root size scales every label for the back row. */
+html { font-size: 22px; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { line-height: 1.5; }
+</style>
+"""
+
+
+# ---------------------------------------------------------------- shareable links
+
+
+def url_bool(text: str) -> bool:
+    """URL text to a bool: 1/true/yes/on are True, anything else False."""
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _url_text(value: Any) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def url_state(
+    param: str,
+    key: str,
+    default: Any,
+    options: Container | None = None,
+    cast: Callable[[str], Any] = str,
+    write: bool = True,
+) -> Any:
+    """Prepare the widget with `key`: take its value from ?param= when it has none, keep the URL equal to it.
+
+    Call it just before drawing the widget (with key=key and no index/value argument: the value comes
+    from st.session_state). When the session has no value for the widget (the first run of a shared link,
+    or Streamlit dropped a widget that was not drawn, e.g. on a page switch) it comes from the URL, else
+    from the value this session last had, else `default`. Returns the value.
+    options: the values the widget accepts; a URL value outside them is ignored, a stale one reset to default.
+    cast: turns URL text into the widget's value (int for indices, url_bool for toggles).
+    write: False to read the URL once and then remove the parameter (a personal display setting, not part of a shared view).
+    """
+    state = st.session_state
+    remembered = state.setdefault("_url_last", {})
+    if key not in state:
+        raw = st.query_params.get(param)
+        try:
+            value = cast(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            value = None
+        # The browser drops the query string when the user clicks another page: the session remembers it.
+        for candidate in (value, remembered.get(key)):
+            if candidate is not None and (options is None or candidate in options):
+                state[key] = candidate
+                break
+    if key not in state or (options is not None and state[key] not in options):
+        state[key] = default
+    # Re-assigning makes it the value a re-created widget starts from (a page switch gives widgets new ids).
+    state[key] = remembered[key] = state[key]
+    if not write:
+        forget_url(param)  # read once; a link copied from the address bar does not carry it on
+    elif st.query_params.get(param) != _url_text(state[key]):
+        st.query_params[param] = _url_text(state[key])
+    if write:
+        state.setdefault("_url_owner", {})[param] = _current_page()
+    return state[key]
+
+
+def forget_url(param: str) -> None:
+    """Remove a parameter from the URL (its widget is not shown, e.g. an upload replaced the sample)."""
+    if param in st.query_params:
+        del st.query_params[param]
+
+
+def _current_page() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.page_script_hash if ctx is not None else ""
+
+
+def _forget_other_pages_params() -> None:
+    """A page-specific parameter belongs to the page that wrote it: drop it when the user is on another page.
+
+    A parameter no page has written yet (fresh from a shared link) waits for the page that uses it.
+    """
+    owners = st.session_state.setdefault("_url_owner", {})
+    page = _current_page()
+    for param, owner in list(owners.items()):
+        if param in PAGE_PARAMS and owner != page:
+            forget_url(param)
+            del owners[param]
+
+
+# ---------------------------------------------------------------- the app shell
+
+
+def ensure_app_shell() -> None:
+    """Make sure a page runs inside app.py (sidebar, language, URL state), even when opened first by its URL.
+
+    Streamlit serves a folder named pages/ on its own ("multipage v1": the page file alone, no app.py) until
+    some session has run app.py's st.navigation. A shared link opened first on a fresh server, and AppTest's
+    switch_page, would show the page without its sidebar: switch that mode off and start the run again.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+# ---------------------------------------------------------------- presenter mode and the sidebar switches
+
+
+def presenter_mode() -> bool:
+    """True when the teacher turned on presenter mode: pages hide their advanced knobs."""
+    return bool(st.session_state.get("presenter", False))
+
+
+def classroom_controls() -> None:
+    """The sidebar's language switch and presenter toggle (both can come from the URL: ?lang=ko&presenter=1)."""
+    _forget_other_pages_params()
+    url_state("lang", "lang", "en", options=LANGUAGES)
+    st.radio("Language / 언어", list(LANGUAGES), format_func=LANGUAGES.get, key="lang", horizontal=True)
+    url_state("presenter", "presenter", False, options=(True, False), cast=url_bool, write=False)
+    st.toggle(t("Presenter mode"), key="presenter", help=t("Larger text and fewer controls, for a projector."))
+    if presenter_mode():
+        st.html(PRESENTER_CSS)
+
+
+# ---------------------------------------------------------------- lessons
+
+
+def lesson_names() -> list[str]:
+    """Every lesson that has an English text in assets/lessons/."""
+    return sorted(p.name.removesuffix(".en.md") for p in LESSONS_DIR.glob("*.en.md"))
+
+
+@cache
+def lesson_text(lesson: str, lang: str = "en") -> tuple[str, str]:
+    """(title, markdown body) of a lesson in `lang`, English when that language has no text yet."""
+    path = LESSONS_DIR / f"{lesson}.{lang}.md"
+    if not path.is_file():
+        path = LESSONS_DIR / f"{lesson}.en.md"
+    text = path.read_text(encoding="utf-8").strip()
+    first, _, body = text.partition("\n")
+    return first.lstrip("# ").strip(), body.strip()
+
+
+def lesson_panel(lesson: str) -> None:
+    """The page's short lesson in the chosen language: a closed expander, open in presenter mode."""
+    ensure_app_shell()
+    title, body = lesson_text(lesson, language())
+    with st.expander(f"📖 {title}", expanded=presenter_mode()):
+        st.markdown(body)
+
+
+# ---------------------------------------------------------------- error messages
+
+
+@cache
+def _error_patterns(lang: str) -> list[tuple[re.Pattern, str]]:
+    path = ASSETS / "i18n" / f"{lang}.errors.json"
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    return [(re.compile(row["pattern"], re.DOTALL), row["text"]) for row in rows]
+
+
+def error_text(exc: Exception | str, lang: str | None = None) -> str:
+    """A library error message in the chosen language (the common LensErrors have a translation; others stay English)."""
+    message = str(exc)
+    for pattern, template in _error_patterns(lang or language()):
+        match = pattern.fullmatch(message)
+        if match:
+            return match.expand(template)
+    return message

@@ -1,0 +1,219 @@
+"""End-to-end: the real app (`streamlit run`) in headless Chromium, driven by Playwright.
+
+One server for the whole module. Every page listed in app.py's LESSONS is visited, its main action done
+(ACTIONS below, keyed by the page's URL path) and a screenshot saved to assets/screenshots/<page>.png
+for the README. Chromium is Debian's (`scripts/setup_chromium.sh`); without it these tests skip.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
+
+SHOTS = ROOT / "assets" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+START_TIMEOUT_S = 90
+RUN_TIMEOUT_MS = 120_000  # first model load + recording of every layer on a busy 2-core machine
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (or one named by $CNN_LENS_CHROMIUM); None when there is none."""
+    for candidate in (os.environ.get("CNN_LENS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def lesson_pages() -> list[str]:
+    """URL paths of the pages in app.py's LESSONS ("pages/2_Feature_maps.py" is served at /Feature_maps)."""
+    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(tg, ast.Name) and tg.id == "LESSONS" for tg in node.targets):
+            paths = [ast.literal_eval(row.elts[0]) for row in node.value.elts]
+            return [re.sub(r"^\d+_", "", Path(p).stem) for p in paths]
+    raise AssertionError("app.py has no LESSONS list")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port; yields its base URL."""
+    if chromium_path() is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium): run scripts/setup_chromium.sh or apt-get install chromium")
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"streamlit did not answer /_stcore/health in {START_TIMEOUT_S}s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium_path()
+    if path is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium): run scripts/setup_chromium.sh or apt-get install chromium")
+    with playwright_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context per test: a new Streamlit session, as a student opening a link."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1600}, device_scale_factor=1)
+    tab = context.new_page()
+    tab.set_default_timeout(RUN_TIMEOUT_MS)
+    yield tab
+    context.close()
+
+
+def settle(tab, quiet_ms: int = 600) -> None:
+    """Wait until the app has finished running: no status widget ("Running…") for `quiet_ms`."""
+    tab.wait_for_selector('[data-testid="stAppViewContainer"]')
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = tab.locator('[data-testid="stStatusWidget"]').count() > 0 or tab.locator('[data-stale="true"]').count() > 0
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
+            return
+        tab.wait_for_timeout(100)
+    raise AssertionError("the app kept running")
+
+
+def assert_no_exception(tab) -> None:
+    errors = tab.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def choose(tab, label: str, option: str) -> None:
+    """Pick `option` (visible text, a prefix is enough) in the select box labelled `label`."""
+    tab.get_by_role("combobox", name=label, exact=True).click()
+    tab.get_by_role("option").filter(has_text=option).first.click()
+
+
+def shoot(tab, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    path = SHOTS / f"{name}.png"
+    tab.screenshot(path=str(path))
+    # 256 colours keep the README light (a channel grid is ~1 MB in full colour, ~1/3 of that here).
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+    assert path.stat().st_size > 10_000  # a real rendering, not a blank page
+    return path
+
+
+# ---------------------------------------------------------------- each page's main action
+
+
+def classify_action(tab) -> None:
+    result = tab.locator('[data-testid="stAlertContentSuccess"]')
+    result.filter(has_text="The network says").wait_for()
+    assert "cat" in result.inner_text()  # Chelsea the cat, the default sample
+    choose(tab, "Sample", "A cup of coffee")
+    result.filter(has_text="espresso").wait_for()
+    settle(tab)
+    assert "sample=coffee" in tab.url
+
+
+def feature_maps_action(tab) -> None:
+    tab.get_by_text(re.compile(r"channels \(row by row")).first.wait_for()
+    choose(tab, "Layer", "4. blocks.1.0")
+    tab.get_by_text(re.compile(r"^blocks\.1\.0: \d+ of 24 channels")).first.wait_for()
+    settle(tab)
+    assert "layer=blocks.1.0" in tab.url  # the view is now a shareable link
+
+
+ACTIONS: dict[str, Callable] = {"Classify": classify_action, "Feature_maps": feature_maps_action}
+
+
+def test_home_page(server, page):
+    page.goto(server)
+    page.get_by_role("heading", name="CNN Lens").wait_for()
+    settle(page)
+    assert_no_exception(page)
+    for name in lesson_pages():
+        assert page.locator(f'a[href$="/{name}"]').count() >= 1, f"no link to {name}"
+    shoot(page, "home")
+
+
+@pytest.mark.parametrize("name", lesson_pages())
+def test_lesson_page(server, page, name):
+    page.goto(f"{server}/{name}")
+    page.locator("h1").first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    if name in ACTIONS:
+        ACTIONS[name](page)
+        assert_no_exception(page)
+    shoot(page, name.lower())
+
+
+def test_shared_link_restores_the_view_in_korean(server, page):
+    page.goto(f"{server}/Feature_maps?lang=ko&sample=coffee&layer=blocks.2.0&channel=5")
+    page.get_by_role("heading", name="특성 맵").first.wait_for()
+    page.get_by_text(re.compile(r"^blocks\.2\.0: 채널 40개 중")).first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    assert page.get_by_text("사진 위에 겹친 채널 5", exact=True).count() == 1
+    channel = page.locator('[data-testid="stNumberInput"] input').first
+    assert channel.input_value() == "5"
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "분류" in nav and "특성 맵" in nav
+    for param in ("lang=ko", "sample=coffee", "layer=blocks.2.0", "channel=5"):
+        assert param in page.url
