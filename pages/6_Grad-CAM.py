@@ -10,6 +10,7 @@ from explain.classify import predict_probs, top_classes
 from explain.images import encode_png, prepare
 from explain.ui import class_picker, current_backbone, image_key, image_picker, run_safely
 from explain.ui.cam import METHOD_HELP, cached_cam, cam_controls
+from explain.ui.classroom import lesson_panel
 from explain.ui.i18n import t
 
 st.title(t("Grad-CAM"))
@@ -19,6 +20,8 @@ st.caption(
         "to decide on one class."
     )
 )
+
+lesson_panel("grad_cam")
 
 backbone = current_backbone()
 picked = image_picker()
@@ -39,7 +42,7 @@ if st.session_state.get("gc_target_owner") != owner:
 st.markdown(
     t("Top classes: {top}", top=", ".join(f"**{s.label}** {s.prob * 100:.1f}%" for s in scores[:3]))
 )
-target = class_picker(backbone, t("Target class"), key="gc_target", default=scores[0].index)
+target = class_picker(backbone, t("Target class"), key="gc_target", default=scores[0].index, url="class")
 settings = cam_controls(backbone, "gc")
 st.caption(t(METHOD_HELP[settings.method]))
 

@@ -21,6 +21,7 @@ from explain.cam import LAYER_METHODS, METHODS, CamResult, compute_cam, default_
 from explain.featuremaps import COLORMAPS
 from explain.images import prepare, to_image
 from explain.ui import run_safely
+from explain.ui.classroom import url_state
 from explain.ui.i18n import t
 
 _CACHE_SIZE = 24
@@ -70,6 +71,7 @@ def layer_choices(backbone: Backbone, only_main: bool = True) -> tuple[list[str]
 def cam_controls(backbone: Backbone, key: str, show_layer: bool = True) -> CamSettings:
     """Method, layer, overlay strength and colour map pickers; returns the chosen settings."""
     c1, c2, c3 = st.columns(3)
+    url_state("method", f"{key}_method", "gradcam", options=list(METHODS))
     method = c1.selectbox(
         t("Method"), list(METHODS), format_func=lambda m: t(METHODS[m]), key=f"{key}_method",
         help=t(METHOD_HELP[st.session_state.get(f"{key}_method", "gradcam")]),
@@ -122,7 +124,12 @@ def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSett
 
 
 def _caption(result: CamResult, k: int) -> str:
-    return f"{result.target_label[k]} ({result.target_index[k]}) · {result.target_prob[k] * 100:.1f}%"
+    return t(
+        "{label} ({index}) · probability {p:.1f}%",
+        label=result.target_label[k],
+        index=result.target_index[k],
+        p=result.target_prob[k] * 100,
+    )
 
 
 def cam_panel(
