@@ -8,36 +8,21 @@ for the README. Chromium is Debian's (`scripts/setup_chromium.sh`); without it t
 from __future__ import annotations
 
 import ast
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import ROOT
+from .live_app import CHROMIUM_ARGS, choose, chromium_path, running_app, settle
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 
 SHOTS = ROOT / "assets" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 START_TIMEOUT_S = 90
 RUN_TIMEOUT_MS = 120_000  # first model load + recording of every layer on a busy 2-core machine
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium (or one named by $CNN_LENS_CHROMIUM); None when there is none."""
-    for candidate in (os.environ.get("CNN_LENS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def lesson_pages() -> list[str]:
@@ -50,49 +35,13 @@ def lesson_pages() -> list[str]:
     raise AssertionError("app.py has no LESSONS list")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     """`streamlit run app.py` on a free loopback port; yields its base URL."""
     if chromium_path() is None:
         pytest.skip("Chromium not found (/usr/bin/chromium): run scripts/setup_chromium.sh or apt-get install chromium")
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
-    ]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"streamlit did not answer /_stcore/health in {START_TIMEOUT_S}s")
-            time.sleep(0.3)
+    with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", START_TIMEOUT_S) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -116,32 +65,9 @@ def page(browser):
     context.close()
 
 
-def settle(tab, quiet_ms: int = 600) -> None:
-    """Wait until the app has finished running: no status widget ("Running…") for `quiet_ms`."""
-    tab.wait_for_selector('[data-testid="stAppViewContainer"]')
-    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
-    quiet_since = None
-    while time.monotonic() < deadline:
-        running = tab.locator('[data-testid="stStatusWidget"]').count() > 0 or tab.locator('[data-stale="true"]').count() > 0
-        if running:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
-            return
-        tab.wait_for_timeout(100)
-    raise AssertionError("the app kept running")
-
-
 def assert_no_exception(tab) -> None:
     errors = tab.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
-
-
-def choose(tab, label: str, option: str) -> None:
-    """Pick `option` (visible text, a prefix is enough) in the select box labelled `label`."""
-    tab.get_by_role("combobox", name=label, exact=True).click()
-    tab.get_by_role("option").filter(has_text=option).first.click()
 
 
 def shoot(tab, name: str) -> Path:

@@ -1,0 +1,90 @@
+"""The real app (`streamlit run app.py`) on a free loopback port, for browser tests and the load bench."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (or one named by $CNN_LENS_CHROMIUM); None when there is none."""
+    for candidate in (os.environ.get("CNN_LENS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(log_path: Path, start_timeout_s: float = 90, env: dict | None = None) -> Iterator[str]:
+    """Start the app on 127.0.0.1 and yield its base URL; the server is stopped on exit."""
+    port = free_port()
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer /_stcore/health in {start_timeout_s}s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def settle(tab, timeout_ms: int = 120_000, quiet_ms: int = 600) -> None:
+    """Wait until the app has finished running: no status widget ("Running…") for `quiet_ms`."""
+    tab.wait_for_selector('[data-testid="stAppViewContainer"]')
+    deadline = time.monotonic() + timeout_ms / 1000
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = tab.locator('[data-testid="stStatusWidget"]').count() > 0 or tab.locator('[data-stale="true"]').count() > 0
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
+            return
+        tab.wait_for_timeout(100)
+    raise AssertionError("the app kept running")
+
+
+def choose(tab, label: str, option: str) -> None:
+    """Pick `option` (visible text, a prefix is enough) in the select box labelled `label`."""
+    tab.get_by_role("combobox", name=label, exact=True).click()
+    tab.get_by_role("option").filter(has_text=option).first.click()
