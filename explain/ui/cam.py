@@ -89,7 +89,8 @@ def cam_controls(backbone: Backbone, key: str, show_layer: bool = True) -> CamSe
     if method == "smoothgrad":
         samples = c2.slider(t("Noisy copies"), 2, 50, 16, key=f"{key}_samples")
     alpha = c3.slider(t("Overlay strength"), 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
-    cmap = c3.selectbox(t("Colour map"), [c for c in COLORMAPS if c != "gray"], key=f"{key}_cmap")
+    cmaps = ["jet"] + [c for c in COLORMAPS if c not in ("gray", "jet")]  # jet first: "red = evidence"
+    cmap = c3.selectbox(t("Colour map"), cmaps, key=f"{key}_cmap")
     return CamSettings(method, layer, alpha, cmap, samples)
 
 
