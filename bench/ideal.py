@@ -49,7 +49,11 @@ def lucent_class(backbone, index: int, steps: int, seed: int):
         ipython = types.ModuleType("IPython")
         ipython.display = types.ModuleType("IPython.display")
         sys.modules["IPython"], sys.modules["IPython.display"] = ipython, ipython.display
+    import kornia
     from lucent.optvis import param, render, transform
+
+    if not hasattr(kornia, "get_rotation_matrix2d"):  # lucent 0.1.8 uses the alias that kornia 0.7+ dropped
+        kornia.get_rotation_matrix2d = kornia.geometry.transform.get_rotation_matrix2d
 
     torch.manual_seed(seed)
     np.random.seed(seed)

@@ -303,7 +303,8 @@ class IdealSettings:
 
 PRESETS: dict[str, IdealSettings] = {
     # The course: raw pixels from noise, plain gradient steps on the class, TV keeps neighbours alike.
-    "course": IdealSettings(method="pixels", steps=120, lr=0.01, tv=0.3, objective="logprob"),
+    # TV is a per-pixel mean and Adam scales steps per pixel, so it needs a weight of this order to show.
+    "course": IdealSettings(method="pixels", steps=120, lr=0.01, tv=10.0, objective="logprob"),
     # Feature-visualisation practice: FFT + decorrelated colour, and robustness to small moves, zooms and turns.
     # The raw logit keeps strengthening the class's features after the probability saturates, which is what
     # makes a second network agree (log-prob stops at p = 1); 120 steps fit ~10 s on 2 CPU cores at 224 px.

@@ -159,20 +159,27 @@ def run_job(job: dict) -> None:
     for preset, run_settings in job["runs"]:
         title = t(PRESET_TITLES[preset])
 
-        def show(step: int, s, preset=preset, title=title, run_settings=run_settings) -> None:
+        history: dict[str, list[float]] = {}
+
+        def show(step: int, s, preset=preset, title=title, history=history) -> None:
+            history.setdefault("prob", []).append(s.prob if s.prob is not None else float("nan"))
+            history.setdefault("activation", []).append(s.activation)
+            for name, value in s.losses.items():
+                history.setdefault(name, []).append(value)
             if step % int(state.get("ideal_preview_every", 8)) and step != s.steps:
                 return
-            job["partial"] = {"preset": preset, "image": s.image, "step": step, "steps": s.steps, "prob": s.prob}
+            job["partial"] = {"preset": preset, "image": s.image, "step": step, "steps": s.steps, "prob": s.prob,
+                              "history": {k: list(v) for k, v in history.items()}}
             progress.progress(step / s.steps, text=t("{title}: step {step} of {steps}", title=title, step=step, steps=s.steps))
             what = t("target {p:.1f}%", p=s.prob * 100) if s.prob is not None else t("activation {a:.3f}", a=s.activation)
             preview.image(s.image, caption=f"{title} · {t('step')} {step} · {what}", width="stretch")
+            chart.plotly_chart(curves(history), key=f"ideal_live_{preset}_{step}", width="stretch")
 
         result = run_safely(
             ideal_image, backbone, target_now, run_settings, callback=show, should_stop=lambda: bool(state.get("ideal_stop"))
         )
         if result is None:
             break
-        chart.plotly_chart(curves(result.history), key=f"ideal_live_{preset}", width="stretch")
         entry = gallery_entry(preset, target_now, result.image, result.history, result.seconds, result.steps_done,
                               run_settings.steps, result.stopped, result.prob, result.rank)
         state["ideal_gallery"].append(entry)
@@ -180,7 +187,8 @@ def run_job(job: dict) -> None:
         job["partial"] = None
         if result.stopped:
             break
-    progress.empty()
+    for placeholder in (progress, preview, chart):
+        placeholder.empty()  # the result section below shows the finished images and curves
     if job["compare"] and len(made) == 2:
         state["ideal_pair"] = made
     state["ideal_last"] = made[-1] if made else state.get("ideal_last")
@@ -192,7 +200,7 @@ def keep_interrupted(job: dict) -> None:
     """A run cut short by a click (the Stop button reruns the page): keep the last preview as a stopped image."""
     partial = job.get("partial")
     if partial is not None:
-        entry = gallery_entry(partial["preset"], job["target"], partial["image"], {}, 0.0, partial["step"],
+        entry = gallery_entry(partial["preset"], job["target"], partial["image"], partial.get("history", {}), 0.0, partial["step"],
                               partial["steps"], True, partial["prob"], None)
         state["ideal_gallery"].append(entry)
         state["ideal_last"] = entry["id"]

@@ -56,7 +56,7 @@ def test_clear_preset_on_fft_raises_the_probability_too(lite0):
 def test_a_larger_tv_weight_gives_a_smoother_image(lite0):
     target = class_target(lite0, GOLDFISH)
     rough = ideal_image(lite0, target, SMALL)
-    smooth = ideal_image(lite0, target, IdealSettings(**{**SMALL.__dict__, "tv": 3.0}))
+    smooth = ideal_image(lite0, target, IdealSettings(**{**SMALL.__dict__, "tv": 300.0}))
     assert image_tv(smooth.image) < 0.7 * image_tv(rough.image)
     assert "tv" in smooth.history and "tv" not in rough.history
 
