@@ -52,8 +52,9 @@ def lucent_class(backbone, index: int, steps: int, seed: int):
     import kornia
     from lucent.optvis import param, render, transform
 
-    if not hasattr(kornia, "get_rotation_matrix2d"):  # lucent 0.1.8 uses the alias that kornia 0.7+ dropped
-        kornia.get_rotation_matrix2d = kornia.geometry.transform.get_rotation_matrix2d
+    for name in ("get_rotation_matrix2d", "warp_affine"):  # lucent 0.1.8 uses aliases that newer kornia dropped
+        if not hasattr(kornia, name):
+            setattr(kornia, name, getattr(kornia.geometry.transform, name))
 
     torch.manual_seed(seed)
     np.random.seed(seed)
