@@ -227,6 +227,51 @@ def cmd_cam(args):
         f"p={result.target_prob[0] * 100:.1f}%)" + (f"; overlay saved to {out}" if out else "")
         + (f"; map saved to {saved_map}" if saved_map else "")
     )
+# --- ideal --------------------------------------------------------------------------------
+def args_ideal(p: argparse.ArgumentParser) -> None:
+    _add_model(p)
+    p.add_argument("--target", default=None, help="class name (or part of it) or index; default: 281 (tabby) unless --layer")
+    p.add_argument("--layer", default=None, help="visualise a channel of this layer instead of a class")
+    p.add_argument("--channel", type=int, default=None, help="channel index for --layer")
+    p.add_argument("--neuron", action="store_true", help="with --layer: only the neuron at the centre of the channel")
+    p.add_argument("--method", choices=["pixels", "fft"], default=None,
+                   help="pixels = the course recipe (pixels + TV); fft = the clear preset (default)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--size", type=int, default=None, help="image side in pixels (default 224)")
+    p.add_argument("--tv", type=float, default=None, help="weight of the total-variation loss")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", default=None, help="PNG file for the image")
+
+
+def cmd_ideal(args):
+    from explain.images import save_png
+    from explain.synthesis import DEFAULT_PRESET, channel_target, class_target, ideal_image, preset
+
+    if (args.layer is None) != (args.channel is None):
+        raise LensError("--layer and --channel go together: give both to visualise a channel.")
+    if args.layer is not None and args.target is not None:
+        raise LensError("Give either --target (a class) or --layer/--channel, not both.")
+    name = {"pixels": "course", "fft": "clear", None: DEFAULT_PRESET}[args.method]
+    settings = preset(name, steps=args.steps, size=args.size, tv=args.tv, lr=args.lr, seed=args.seed)
+    backbone = _load(args)
+    if args.layer is not None:
+        target = channel_target(backbone, args.layer, args.channel, neuron=args.neuron)
+    else:
+        target = class_target(backbone, args.target if args.target is not None else 281)
+    result = ideal_image(backbone, target, settings)
+    out = str(save_png(result.image, args.out)) if args.out else None
+    data = {
+        "target_index": target.index,
+        "target_name": backbone.categories[target.index] if target.kind == "class" else result.target_name,
+        "prob": None if result.prob is None else round(result.prob, 6),
+        "seconds": round(result.seconds, 3),
+        "out": out,
+    }
+    if target.kind != "class":
+        data.update(layer=target.layer, channel=target.index, activation=round(result.activation, 6))
+    what = f"p = {result.prob * 100:.1f}%" if result.prob is not None else f"activation {result.activation:.3f}"
+    text = f"{result.target_name}: {what} after {result.steps_done} steps, {result.seconds:.1f} s" + (f"; saved to {out}" if out else "")
     return data, text
 
 
@@ -236,6 +281,7 @@ VERBS: dict[str, tuple[str, Callable, Callable]] = {
     "classify": ("top-k ImageNet classes of images", args_classify, cmd_classify),
     "features": ("feature maps of one layer as a channel grid", args_features, cmd_features),
     "cam": ("where the network looked: Grad-CAM, Grad-CAM++, saliency or SmoothGrad over the photo", args_cam, cmd_cam),
+    "ideal": ("an ideal image of a class or a channel, made by gradient steps from noise", args_ideal, cmd_ideal),
 }
 
 

@@ -85,6 +85,9 @@ def layer_panel() -> None:
     st.caption(
         t("mean {m:.3f} · max {x:.3f} · active {a:.0f}% of positions", m=stats.mean[int(channel)], x=stats.max[int(channel)], a=stats.active_fraction[int(channel)] * 100)
     )
+    if st.button(t("Ideal image of this channel ✨"), key="fm_to_ideal", help=t("Open Ideal images with this layer and channel chosen.")):
+        st.session_state.update(ideal_layer=layer, ideal_channel=int(channel), ideal_mode="channel")
+        st.switch_page("pages/3_Ideal_images.py")
 
 
 layer_panel()
