@@ -8,10 +8,10 @@ from explain.ui.i18n import t
 st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
 
 LESSONS = [
-    ("pages/1_Classify.py", "Classify", "🏷️", "What does the network think this photo shows? Every preprocessing step, then the top-5 classes."),
-    ("pages/2_Feature_maps.py", "Feature maps", "🧩", "Walk from the first convolution (edges, colours) to the last block (parts, textures), channel by channel."),
-    ("pages/3_Ideal_images.py", "Ideal images", "✨", "Start from noise and change the picture until the network is sure it sees a cat: the course recipe and a clearer one."),
-    ("pages/6_Grad-CAM.py", "Grad-CAM", "🔥", "Where did the network look to decide? Grad-CAM, Grad-CAM++ and saliency maps over the photo."),
+    ("lessons/1_Classify.py", "Classify", "🏷️", "What does the network think this photo shows? Every preprocessing step, then the top-5 classes."),
+    ("lessons/2_Feature_maps.py", "Feature maps", "🧩", "Walk from the first convolution (edges, colours) to the last block (parts, textures), channel by channel."),
+    ("lessons/3_Ideal_images.py", "Ideal images", "✨", "Start from noise and change the picture until the network is sure it sees a cat: the course recipe and a clearer one."),
+    ("lessons/5_Grad-CAM.py", "Grad-CAM", "🔥", "Where did the network look to decide? Grad-CAM, Grad-CAM++ and saliency maps over the photo."),
 ]
 
 

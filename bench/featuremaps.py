@@ -57,7 +57,7 @@ def page_switches(rounds: int) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
-    at.switch_page("pages/2_Feature_maps.py").run()
+    at.switch_page("lessons/2_Feature_maps.py").run()
     options = at.selectbox(key="fm_layer").options
     times = []
     for _ in range(rounds):

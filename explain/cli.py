@@ -227,6 +227,9 @@ def cmd_cam(args):
         f"p={result.target_prob[0] * 100:.1f}%)" + (f"; overlay saved to {out}" if out else "")
         + (f"; map saved to {saved_map}" if saved_map else "")
     )
+    return data, text
+
+
 # --- ideal --------------------------------------------------------------------------------
 def args_ideal(p: argparse.ArgumentParser) -> None:
     _add_model(p)

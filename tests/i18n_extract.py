@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def ui_sources(root: Path = ROOT) -> list[Path]:
     """app.py, every page, and explain/ui/*.py: the files whose visible strings go through t()."""
-    return [root / "app.py", *sorted((root / "pages").glob("*.py")), *sorted((root / "explain" / "ui").glob("*.py"))]
+    return [root / "app.py", *sorted((root / "lessons").glob("*.py")), *sorted((root / "explain" / "ui").glob("*.py"))]
 
 
 @dataclass

@@ -26,7 +26,7 @@ RUN_TIMEOUT_MS = 120_000  # first model load + recording of every layer on a bus
 
 
 def lesson_pages() -> list[str]:
-    """URL paths of the pages in app.py's LESSONS ("pages/2_Feature_maps.py" is served at /Feature_maps)."""
+    """URL paths of the pages in app.py's LESSONS ("lessons/2_Feature_maps.py" is served at /Feature_maps)."""
     tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(tg, ast.Name) and tg.id == "LESSONS" for tg in node.targets):

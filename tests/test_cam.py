@@ -257,7 +257,7 @@ def test_gradcam_page_and_classify_why_panel():
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
-    at.switch_page("pages/6_Grad-CAM.py").run()
+    at.switch_page("lessons/5_Grad-CAM.py").run()
     assert not at.exception
     assert any("Grad-CAM for" in c for c in _captions(at))
     assert at.selectbox(key="gc_layer").value == "bn2"
@@ -267,7 +267,7 @@ def test_gradcam_page_and_classify_why_panel():
     assert not at.exception
     assert any("Grad-CAM++ for tabby" in c for c in _captions(at))
 
-    at.switch_page("pages/1_Classify.py").run()
+    at.switch_page("lessons/1_Classify.py").run()
     assert not at.exception
     why = [c for c in _captions(at) if c.endswith("%") and " · " in c]  # "tabby (281) · 17.3%"
     assert len(why) == 3  # one map per top-3 class

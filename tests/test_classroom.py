@@ -133,11 +133,11 @@ def test_every_lesson_has_an_english_and_a_korean_text(lesson):
 
 
 def test_lesson_panel_is_on_the_page_and_opens_in_presenter_mode():
-    at = open_app("pages/2_Feature_maps.py")
+    at = open_app("lessons/2_Feature_maps.py")
     lesson = next(ex for ex in at.expander if ex.label.startswith("📖"))
     assert "what each layer looks for" in lesson.label and not lesson.proto.expanded
     assert any("receptive field" in md.value for md in lesson.markdown)
-    shown = open_app("pages/2_Feature_maps.py", presenter="1", lang="ko")
+    shown = open_app("lessons/2_Feature_maps.py", presenter="1", lang="ko")
     lesson = next(ex for ex in shown.expander if ex.label.startswith("📖"))
     assert "층마다" in lesson.label and lesson.proto.expanded
 
@@ -147,7 +147,7 @@ def test_lesson_panel_is_on_the_page_and_opens_in_presenter_mode():
 
 def test_a_shared_link_restores_the_feature_maps_view():
     link = {"lang": "ko", "sample": "coffee", "layer": "blocks.2.0", "channel": "5"}
-    at = open_app("pages/2_Feature_maps.py", **link)
+    at = open_app("lessons/2_Feature_maps.py", **link)
     assert at.title[0].value == "특성 맵"
     assert at.selectbox(key="image_sample").value == "coffee"
     assert at.selectbox(key="fm_layer").value == "blocks.2.0"
@@ -158,14 +158,14 @@ def test_a_shared_link_restores_the_feature_maps_view():
 
 
 def test_a_shared_link_to_an_inner_layer_lists_the_inner_layers():
-    at = open_app("pages/2_Feature_maps.py", layer="blocks.2.0.conv_pw", channel="3")
+    at = open_app("lessons/2_Feature_maps.py", layer="blocks.2.0.conv_pw", channel="3")
     assert at.toggle(key="fm_main").value is False
     assert at.selectbox(key="fm_layer").value == "blocks.2.0.conv_pw"
     assert at.number_input(key="fm_channel").value == 3
 
 
 def test_a_bad_link_falls_back_to_defaults():
-    at = open_app("pages/2_Feature_maps.py", layer="no.such.layer", channel="99999", sample="nope", backbone="nope", lang="xx")
+    at = open_app("lessons/2_Feature_maps.py", layer="no.such.layer", channel="99999", sample="nope", backbone="nope", lang="xx")
     default_layer = at.selectbox(key="fm_layer").value
     assert default_layer != "no.such.layer" and at.selectbox(key="image_sample").value == "chelsea"
     assert at.number_input(key="fm_channel").value < 99999
@@ -174,14 +174,14 @@ def test_a_bad_link_falls_back_to_defaults():
 
 
 def test_the_url_follows_the_widgets_and_page_switches():
-    at = open_app("pages/2_Feature_maps.py")
+    at = open_app("lessons/2_Feature_maps.py")
     at.selectbox(key="fm_layer").set_value("blocks.5.0").run()
     assert at.query_params["layer"] == "blocks.5.0"
     strongest = int(at.query_params["channel"])  # a new layer starts on its strongest channel
     at.number_input(key="fm_channel").set_value(7 if strongest != 7 else 8).run()
     assert at.query_params["channel"] in ("7", "8")
     at.selectbox(key="image_sample").set_value("rocket").run()
-    at.switch_page("pages/1_Classify.py").run()
+    at.switch_page("lessons/1_Classify.py").run()
     assert not at.exception
     assert "layer" not in at.query_params and "channel" not in at.query_params  # they belong to Feature maps
     assert at.query_params["sample"] == "rocket" and at.selectbox(key="image_sample").value == "rocket"
@@ -206,15 +206,15 @@ def test_class_picker_keeps_the_class_in_the_link():
 
 
 def test_presenter_mode_shows_fewer_controls_and_larger_type():
-    normal = open_app("pages/2_Feature_maps.py")
-    shown = open_app("pages/2_Feature_maps.py", presenter="1")
+    normal = open_app("lessons/2_Feature_maps.py")
+    shown = open_app("lessons/2_Feature_maps.py", presenter="1")
     assert shown.sidebar.toggle(key="presenter").value is True
     for key in ("fm_order", "fm_norm", "fm_count", "fm_cmap", "fm_alpha"):
         assert any(w.key == key for w in normal.get(_kind(key))), key
         assert not any(w.key == key for w in shown.get(_kind(key))), key
     assert any("font-size" in str(el.proto) for el in shown.get("html"))
     assert not any("font-size" in str(el.proto) for el in normal.get("html"))
-    classify = open_app("pages/1_Classify.py", presenter="1")
+    classify = open_app("lessons/1_Classify.py", presenter="1")
     assert not any(w.key == "classify_interp" for w in classify.selectbox)
     assert "cat" in classify.success[0].value
     assert "presenter" not in classify.query_params  # a display setting, not part of a shared view

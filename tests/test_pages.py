@@ -22,7 +22,7 @@ def test_home_has_the_lesson_map_and_sidebar(app):
 
 
 def test_classify_page_shows_a_cat(app):
-    app.switch_page("pages/1_Classify.py").run()
+    app.switch_page("lessons/1_Classify.py").run()
     assert not app.exception
     assert "cat" in app.success[0].value
     app.selectbox(key="classify_interp").set_value("nearest").run()
@@ -38,7 +38,7 @@ def _grid_caption(app: AppTest) -> str:
 
 
 def test_feature_maps_layer_switch_changes_the_grid(app):
-    app.switch_page("pages/2_Feature_maps.py").run()
+    app.switch_page("lessons/2_Feature_maps.py").run()
     assert not app.exception
     recordings = app.session_state["recordings"]
     (_, recording), = recordings.values()
@@ -85,7 +85,7 @@ def test_uploaded_weights_file_becomes_a_backbone_of_this_session(lite0, tmp_pat
 
 
 def test_feature_maps_page_shows_the_model_summary(app):
-    app.switch_page("pages/2_Feature_maps.py").run()
+    app.switch_page("lessons/2_Feature_maps.py").run()
     assert not app.exception
     totals = [m.value for m in app.markdown if "Total parameters" in m.value]
     assert totals and "4,652,008" in totals[0]

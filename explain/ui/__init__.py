@@ -1,6 +1,6 @@
 """Widgets shared by the pages: the sidebar, the image picker, cached models, error display.
 
-The only package besides pages/ that imports streamlit. Pages stay thin: they call these
+The only package besides lessons/ (the pages) that imports streamlit. Pages stay thin: they call these
 widgets and explain.* functions and draw the result objects.
 """
 
@@ -17,7 +17,7 @@ import torch
 from explain.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, default_device, load_backbone, weight_status
 from explain.errors import LensError
 from explain.images import SAMPLES, decode_image, sample_image
-from explain.ui.classroom import classroom_controls, ensure_app_shell, error_text, forget_url, url_state
+from explain.ui.classroom import classroom_controls, error_text, forget_url, url_state
 from explain.ui.i18n import t
 
 STATUS_BADGE = {"offline": "🟢 offline", "cached": "🔵 cached", "file": "🟣 file", "download": "⚪ download"}
@@ -44,7 +44,6 @@ def backbone_by_name(name: str) -> Backbone:
 
 def current_backbone() -> Backbone | None:
     """The backbone chosen in the sidebar; None (with an st.error shown) when it cannot load."""
-    ensure_app_shell()
     name = st.session_state.get("backbone", DEFAULT_BACKBONE)
     try:
         with st.spinner(t("Loading {name}…", name=name)):
@@ -146,7 +145,6 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
 
     The choice is kept in the session under `key`, so every page that uses the same key sees the same image.
     """
-    ensure_app_shell()
     sources = ["sample", "upload"] + (["camera"] if allow_camera else [])
     names = {"sample": t("Sample photo"), "upload": t("Upload"), "camera": t("Camera")}
     source = st.radio(t("Image source"), sources, format_func=names.get, horizontal=True, key=f"{key}_source")

@@ -130,20 +130,6 @@ def _forget_other_pages_params() -> None:
 # ---------------------------------------------------------------- the app shell
 
 
-def ensure_app_shell() -> None:
-    """Make sure a page runs inside app.py (sidebar, language, URL state), even when opened first by its URL.
-
-    Streamlit serves a folder named pages/ on its own ("multipage v1": the page file alone, no app.py) until
-    some session has run app.py's st.navigation. A shared link opened first on a fresh server, and AppTest's
-    switch_page, would show the page without its sidebar: switch that mode off and start the run again.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 # ---------------------------------------------------------------- presenter mode and the sidebar switches
 
 
@@ -184,7 +170,6 @@ def lesson_text(lesson: str, lang: str = "en") -> tuple[str, str]:
 
 def lesson_panel(lesson: str) -> None:
     """The page's short lesson in the chosen language: a closed expander, open in presenter mode."""
-    ensure_app_shell()
     title, body = lesson_text(lesson, language())
     with st.expander(f"📖 {title}", expanded=presenter_mode()):
         st.markdown(body)

@@ -23,9 +23,9 @@ def curves(history: dict[str, list[float]], height: int = 300) -> go.Figure:
     else:
         fig.add_trace(go.Scatter(x=steps, y=history.get("activation", []), name=t("channel activation"), line=dict(width=3)), secondary_y=False)
         fig.update_yaxes(title_text=t("activation"), secondary_y=False)
-    for key, label in TERM_NAMES.items():
+    for key in TERM_NAMES:
         if key in history:
-            fig.add_trace(go.Scatter(x=steps, y=history[key], name=t(label), line=dict(dash="dot")), secondary_y=True)
+            fig.add_trace(go.Scatter(x=steps, y=history[key], name=t(TERM_NAMES[key]), line=dict(dash="dot")), secondary_y=True)
     fig.update_yaxes(title_text=t("loss"), secondary_y=True)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=30), xaxis_title=t("step"), legend=dict(orientation="h", y=-0.25))
     return fig

@@ -11,8 +11,10 @@ from explain.images import encode_png
 from explain.synthesis import PRESETS, channel_layers, channel_target, ideal_image, second_opinion
 from explain.synthesis import Target as IdealTarget
 from explain.ui import backbone_by_name, class_picker, current_backbone, run_safely
+from explain.ui.classroom import lesson_panel, url_state
 from explain.ui.i18n import t
 from explain.ui.ideal import curves
+from explain.ui.jobs import heavy_job
 
 PRESET_TITLES = {"course": "Course recipe (pixels + TV)", "clear": "Clear (FFT + robustness)"}
 _ids = itertools.count()
@@ -25,6 +27,8 @@ st.caption(
     )
 )
 
+lesson_panel("ideal_images")
+
 backbone = current_backbone()
 if backbone is None:
     st.stop()
@@ -32,15 +36,7 @@ state = st.session_state
 state.setdefault("ideal_gallery", [])
 
 # A link from Feature maps (?layer=…&channel=… or the session keys) opens a channel pre-selected.
-params = st.query_params
-if "layer" in params and "channel" in params:
-    state["ideal_layer"], state["ideal_mode"] = params["layer"], "channel"
-    try:
-        state["ideal_channel"] = int(params["channel"])
-    except ValueError:
-        pass
-    del params["layer"], params["channel"]
-elif "ideal_layer" in state and "ideal_mode" not in state:
+if "ideal_mode" not in state and ("layer" in st.query_params or "ideal_layer" in state):
     state["ideal_mode"] = "channel"
 
 if backbone.name not in state.get("ideal_layer_cache", {}):
@@ -54,9 +50,10 @@ mode = st.radio(
     format_func=lambda m: t({"class": "A class", "channel": "A channel of a layer"}[m]),
 )
 if mode == "class":
-    class_index = class_picker(backbone, t("Class (type to search)"), key="ideal_class")
+    class_index = class_picker(backbone, t("Class (type to search)"), key="ideal_class", url="class")
     target = IdealTarget("class", int(class_index))
 else:
+    url_state("layer", "ideal_layer", layer_names[len(layer_names) // 2])
     if state.get("ideal_layer") not in layer_names:
         if state.get("ideal_layer"):
             st.warning(t("Layer '{layer}' has no feature map of its own in this network; pick a layer from the list.", layer=state["ideal_layer"]))
@@ -67,6 +64,7 @@ else:
         format_func=lambda n: f"{n} · {layer_by_name[n].type} · {'×'.join(map(str, layer_by_name[n].shape))}",
     )
     channels = layer_by_name[layer].shape[0]
+    url_state("channel", "ideal_channel", 0, cast=int)
     if not 0 <= int(state.get("ideal_channel", 0)) < channels:
         state["ideal_channel"] = 0
     channel = c2.number_input(t("Channel"), 0, channels - 1, key="ideal_channel")
@@ -75,8 +73,9 @@ else:
     if target is None:
         st.stop()
 
+url_state("preset", "ideal_preset", "clear", options=list(PRESETS))
 preset_name = st.radio(
-    t("Recipe"), list(PRESETS), key="ideal_preset", horizontal=True, index=list(PRESETS).index("clear"),
+    t("Recipe"), list(PRESETS), key="ideal_preset", horizontal=True,
     format_func=lambda p: t(PRESET_TITLES[p]),
 )
 base = PRESETS[preset_name]
@@ -175,9 +174,10 @@ def run_job(job: dict) -> None:
             preview.image(s.image, caption=f"{title} · {t('step')} {step} · {what}", width="stretch")
             chart.plotly_chart(curves(history), key=f"ideal_live_{preset}_{step}", width="stretch")
 
-        result = run_safely(
-            ideal_image, backbone, target_now, run_settings, callback=show, should_stop=lambda: bool(state.get("ideal_stop"))
-        )
+        with heavy_job(t("Ideal images")):
+            result = run_safely(
+                ideal_image, backbone, target_now, run_settings, callback=show, should_stop=lambda: bool(state.get("ideal_stop"))
+            )
         if result is None:
             break
         entry = gallery_entry(preset, target_now, result.image, result.history, result.seconds, result.steps_done,

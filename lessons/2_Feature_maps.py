@@ -87,7 +87,7 @@ def layer_panel() -> None:
     )
     if st.button(t("Ideal image of this channel ✨"), key="fm_to_ideal", help=t("Open Ideal images with this layer and channel chosen.")):
         st.session_state.update(ideal_layer=layer, ideal_channel=int(channel), ideal_mode="channel")
-        st.switch_page("pages/3_Ideal_images.py")
+        st.switch_page("lessons/3_Ideal_images.py")
 
 
 layer_panel()
