@@ -10,6 +10,7 @@ st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
 LESSONS = [
     ("pages/1_Classify.py", "Classify", "🏷️", "What does the network think this photo shows? Every preprocessing step, then the top-5 classes."),
     ("pages/2_Feature_maps.py", "Feature maps", "🧩", "Walk from the first convolution (edges, colours) to the last block (parts, textures), channel by channel."),
+    ("pages/5_Adversarial.py", "Adversarial lab", "🎭", "Nudge a photo's pixels by two grey levels until the network calls a cat a dog; a person sees no change."),
 ]
 
 

@@ -33,7 +33,6 @@ METHODS: dict[str, str] = {
     "mifgsm": "MI-FGSM: PGD with momentum and input diversity (fools other networks more often)",
 }
 NORMS = ("linf", "l2")
-TV_SCALE = 1.0
 MAX_STEPS = 1000
 
 
@@ -48,11 +47,11 @@ class AttackSettings:
     method: str = "pgd"
     eps: float = 2.0
     steps: int = 10
-    step_size: float | None = None  # default: see `resolved_step_size`
+    step_size: float | None = None  # constant step; default: see `step_sizes`
     norm: str = "linf"
     random_start: bool = True
     confidence: float = 0.0  # stop an image once its goal is reached with at least this probability
-    margin: float = 0.05  # and the winning logit leads by this much (keeps the verdict stable across batch sizes)
+    margin: float = 0.01  # and the winning logit leads by this much (keeps the verdict stable across batch sizes)
     tv_weight: float = 0.0  # total-variation penalty on the perturbation: smoother, less visible
     decay: float = 1.0  # MI-FGSM momentum
     diversity: float = 0.5  # MI-FGSM: probability per step of a random shrink-and-pad of the input
@@ -87,16 +86,24 @@ class AttackSettings:
         """ε as the saved PNG can hold it: whole levels for L∞."""
         return float(math.floor(self.eps + 1e-9)) if self.norm == "linf" else float(self.eps)
 
-    @property
-    def resolved_step_size(self) -> float:
-        """FGSM: ε. L∞ PGD / MI-FGSM: one level (the smallest step a PNG can hold), or ε/4 for big ε. L2: 2.5ε/steps."""
+    def step_sizes(self) -> list[float]:
+        """The step size of every step, in levels.
+
+        FGSM: ε. A given step_size: that, every step. L∞ PGD: cosine-annealed from ε down to a
+        quarter level (big steps find the corners of the ε-box, small ones settle which pixels sit
+        at which grey level; constant steps reached fewer targets in 10 steps). L2 PGD: 2.5 ε/steps.
+        MI-FGSM: ε/steps (its paper's choice), at least half a level so a step can change a pixel.
+        """
         if self.method == "fgsm":
-            return self.budget
+            return [self.budget]
         if self.step_size is not None:
-            return float(self.step_size)
+            return [float(self.step_size)] * self.steps
         if self.norm == "l2":
-            return 2.5 * self.budget / self.steps
-        return max(1.0, self.budget / 4)
+            return [2.5 * self.budget / self.steps] * self.steps
+        if self.method == "mifgsm":
+            return [max(0.5, self.budget / self.steps)] * self.steps
+        low = min(0.25, self.budget)
+        return [low + (self.budget - low) * 0.5 * (1 + math.cos(math.pi * i / max(1, self.steps - 1))) for i in range(self.steps)]
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,10 @@ def total_variation(delta: torch.Tensor) -> torch.Tensor:
     dx = (delta[..., :, 1:] - delta[..., :, :-1]).abs().flatten(1).mean(1)
     dy = (delta[..., 1:, :] - delta[..., :-1, :]).abs().flatten(1).mean(1)
     return dx + dy
+
+
+def _unit(grad: torch.Tensor) -> torch.Tensor:
+    return grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
 
 
 def quantise(delta: torch.Tensor, x: torch.Tensor, settings: AttackSettings) -> torch.Tensor:
@@ -221,16 +232,6 @@ def _goal_state(logits: torch.Tensor, goal: torch.Tensor, targeted: bool, settin
     return reached, goal_prob, lead
 
 
-def _margin_loss(logits, goal):
-    goal_logit = logits.gather(1, goal.view(-1, 1)).squeeze(1)
-    others = logits.scatter(1, goal.view(-1, 1), float("-inf")).amax(1)
-    return (others - goal_logit).sum()
-
-
-_LOSSES = {"ce": lambda lg, g: F.cross_entropy(lg, g, reduction="sum"), "margin": _margin_loss}
-LOSS = "ce"
-
-
 def attack_batch(
     backbone: Backbone,
     crops: torch.Tensor,
@@ -251,7 +252,7 @@ def attack_batch(
     goal = goal.to(device).long()
     n = len(x)
     steps = 1 if settings.method == "fgsm" else settings.steps
-    alpha = settings.resolved_step_size
+    alphas = settings.step_sizes()
     gen = torch.Generator(device=device)
     gen.manual_seed(settings.seed if settings.seed is not None else int(torch.seed() % 2**31))
 
@@ -259,6 +260,7 @@ def attack_batch(
     if settings.random_start and settings.method == "pgd":
         delta = _project(_random_start(x, settings, gen), x, settings)
     momentum = torch.zeros_like(x)
+    previous = torch.zeros_like(x)
     best = torch.zeros_like(x)
     best_lead = torch.full((n,), float("-inf"), device=device)
     reached = torch.zeros(n, dtype=torch.bool, device=device)
@@ -300,22 +302,28 @@ def attack_batch(
         keep = ~ok
         if last or not keep.any():
             break
-        loss = _LOSSES[LOSS](logits, goal[active])
-        if settings.tv_weight > 0:
-            # the penalty always shrinks: subtract it where the goal's loss is ascended
-            loss = loss - sign * settings.tv_weight * TV_SCALE * total_variation(q / 255).sum()
+        loss = F.cross_entropy(logits, goal[active], reduction="sum")
         (grad,) = torch.autograd.grad(loss, q)
+        if settings.tv_weight > 0:
+            # both gradients scaled to mean magnitude 1, so the weight is "smoothness per unit of attack";
+            # the penalty always shrinks TV, whichever way the goal's loss is followed
+            (tv_grad,) = torch.autograd.grad(total_variation(q).sum(), q)
+            grad = _unit(grad) - sign * settings.tv_weight * _unit(tv_grad)
         grad, da, xa, idx = grad[keep], da[keep], xa[keep], active[keep]
         if settings.method == "mifgsm":
-            g = grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            momentum[idx] = settings.decay * momentum[idx] + g
+            momentum[idx] = settings.decay * momentum[idx] + _unit(grad)
             step_dir = momentum[idx].sign()
         elif settings.norm == "l2":
             step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         else:
             step_dir = grad.sign()
         # the float iterate moves; the network is always shown its rounding (a straight-through step)
-        delta[idx] = _project(da + sign * alpha * step_dir, xa, settings)
+        z = _project(da + sign * alphas[step] * step_dir, xa, settings)
+        if settings.method == "pgd" and step > 0:
+            # APGD's heavy-ball step: a quarter of the last move again; fewer steps to the goal
+            z = _project(da + 0.75 * (z - da) + 0.25 * (da - previous[idx]), xa, settings)
+        previous[idx] = da
+        delta[idx] = z
         active = idx
     return BatchOutcome(best, reached.cpu(), steps_used.cpu())
 

@@ -182,7 +182,7 @@ def args_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--method", choices=["fgsm", "pgd", "mifgsm"], default="pgd")
     p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="budget norm (l2 only with pgd)")
-    p.add_argument("--step-size", type=float, default=None, help="levels per step (default: 1, or eps/4 for big eps)")
+    p.add_argument("--step-size", type=float, default=None, help="levels per step, constant (default: cosine-annealed from eps to 1/4 level)")
     p.add_argument("--confidence", type=float, default=0.0, help="keep going until the goal has this probability")
     p.add_argument("--tv", type=float, default=0.0, help="total-variation penalty: smoother, less visible noise")
     p.add_argument("--no-random-start", action="store_true")
