@@ -78,7 +78,8 @@ def targeted_pgd(backbone, images, labels, args) -> dict:
     settings = AttackSettings(method="pgd", eps=args.eps, steps=args.steps, step_size=args.step_size, random_start=args.random_start)
     # torchattacks takes one constant step size: give it the mean of ours (the same total movement)
     alpha = float(np.mean(settings.step_sizes()))
-    atk = torchattacks.PGD(Logits(backbone), eps=args.eps / 255, alpha=alpha / 255, steps=args.steps, random_start=args.random_start)
+    # eval(): torchattacks puts a model it was given in training mode back into training mode afterwards
+    atk = torchattacks.PGD(Logits(backbone).eval(), eps=args.eps / 255, alpha=alpha / 255, steps=args.steps, random_start=args.random_start)
     atk.set_mode_targeted_by_label(quiet=True)
     attack_images(backbone, images[:2], settings, target=targets[:2])  # warm-up
     ours, ours_s, theirs_s, theirs_float, theirs_png = [], 0.0, 0.0, [], []
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--transfer-model", default="efficientnet_lite1")
     parser.add_argument("--transfer-eps", type=float, default=8.0)
     parser.add_argument("--no-transfer", action="store_true")
+    parser.add_argument("--no-targeted", action="store_true", help="only the transfer part")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "adversarial.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -186,8 +188,9 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "images": len(images),
-        "targeted_pgd": targeted_pgd(backbone, images, labels, args),
     }
+    if not args.no_targeted:
+        result["targeted_pgd"] = targeted_pgd(backbone, images, labels, args)
     if not args.no_transfer:
         result["transfer"] = transfer(backbone, images, labels, args)
     out = Path(args.out)

@@ -218,7 +218,7 @@ def _diverse(x01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def _goal_state(logits: torch.Tensor, goal: torch.Tensor, targeted: bool, settings: AttackSettings):
-    """(reached, goal probability, score to maximise) per image, from logits of the rounded image."""
+    """(reached, goal probability, lead of the goal side in logits) per image, from logits of the rounded image."""
     probs = logits.softmax(1)
     goal_logit = logits.gather(1, goal.view(-1, 1)).squeeze(1)
     others = logits.scatter(1, goal.view(-1, 1), float("-inf")).amax(1)
@@ -254,7 +254,10 @@ def attack_batch(
     steps = 1 if settings.method == "fgsm" else settings.steps
     alphas = settings.step_sizes()
     gen = torch.Generator(device=device)
-    gen.manual_seed(settings.seed if settings.seed is not None else int(torch.seed() % 2**31))
+    if settings.seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(settings.seed)
 
     delta = torch.zeros_like(x)
     if settings.random_start and settings.method == "pgd":
