@@ -11,6 +11,7 @@ LESSONS = [
     ("lessons/1_Classify.py", "Classify", "🏷️", "What does the network think this photo shows? Every preprocessing step, then the top-5 classes."),
     ("lessons/2_Feature_maps.py", "Feature maps", "🧩", "Walk from the first convolution (edges, colours) to the last block (parts, textures), channel by channel."),
     ("lessons/3_Ideal_images.py", "Ideal images", "✨", "Start from noise and change the picture until the network is sure it sees a cat: the course recipe and a clearer one."),
+    ("lessons/4_Adversarial.py", "Adversarial lab", "🎭", "Nudge a photo's pixels by two grey levels until the network calls a cat a dog; a person sees no change."),
     ("lessons/5_Grad-CAM.py", "Grad-CAM", "🔥", "Where did the network look to decide? Grad-CAM, Grad-CAM++ and saliency maps over the photo."),
 ]
 

@@ -276,6 +276,98 @@ def cmd_ideal(args):
     what = f"p = {result.prob * 100:.1f}%" if result.prob is not None else f"activation {result.activation:.3f}"
     text = f"{result.target_name}: {what} after {result.steps_done} steps, {result.seconds:.1f} s" + (f"; saved to {out}" if out else "")
     return data, text
+# --- attack -------------------------------------------------------------------------------
+def args_attack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_model(p)
+    goal = p.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target", default=None, help="class to reach: a name (or unique part of one) or an index")
+    goal.add_argument("--untargeted", action="store_true", help="any class but the one the network sees now")
+    p.add_argument("--eps", type=float, default=2.0, help="budget in grey levels, /255 of the pixel range (default 2)")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--method", choices=["fgsm", "pgd", "mifgsm"], default="pgd")
+    p.add_argument("--norm", choices=["linf", "l2"], default="linf", help="budget norm (l2 only with pgd)")
+    p.add_argument("--step-size", type=float, default=None, help="levels per step, constant (default: cosine-annealed from eps to 1/4 level)")
+    p.add_argument("--confidence", type=float, default=0.0, help="keep going until the goal has this probability")
+    p.add_argument("--tv", type=float, default=0.0, help="total-variation penalty: smoother, less visible noise")
+    p.add_argument("--no-random-start", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", default=".", help="folder for the adversarial PNGs (default: current folder)")
+    p.add_argument("--topk", type=int, default=5)
+
+
+def cmd_attack(args):
+    from pathlib import Path
+
+    from explain.adversarial import AttackSettings, attack_images
+    from explain.images import read_image, save_png
+
+    if args.topk < 1:
+        raise LensError("--topk must be 1 or more.")
+    settings = AttackSettings(
+        method=args.method,
+        eps=args.eps,
+        steps=args.steps,
+        step_size=args.step_size,
+        norm=args.norm,
+        random_start=not args.no_random_start,
+        confidence=args.confidence,
+        tv_weight=args.tv,
+        seed=args.seed,
+    ).checked()
+    backbone = _load(args)
+    target = None if args.untargeted else backbone.class_index(args.target)
+    out_dir = Path(args.out_dir)
+    records: list[dict] = []
+    images, slots = [], []
+    for path in args.images:
+        try:
+            images.append(read_image(path))
+            slots.append(len(records))
+            records.append({"file": path})
+        except LensError as exc:
+            records.append({"file": path, "error": str(exc)})
+    used: set[str] = set()
+    for slot, result in zip(slots, attack_images(backbone, images, settings, target=target, k=args.topk)):
+        stem = Path(records[slot]["file"]).stem
+        name = f"{stem}_adv.png"
+        n = 1
+        while name in used:  # two inputs with one stem must not overwrite each other
+            n += 1
+            name = f"{stem}_adv{n}.png"
+        used.add(name)
+        out = save_png(result.adversarial, out_dir / name)
+        records[slot].update(
+            {
+                "out": str(out),
+                "success": result.success,
+                "target": target,
+                "before": _scores(result.before),
+                "after": _scores(result.after),
+                "linf": result.linf,
+                "l2": round(result.l2, 4),
+                "psnr": None if result.psnr == float("inf") else round(result.psnr, 4),
+                "ssim": round(result.ssim, 6),
+                "seconds": round(result.seconds, 4),
+                "steps": result.steps_used,
+            }
+        )
+    lines = []
+    for r in records:
+        if "error" in r:
+            lines.append(f"{r['file']}: ERROR {r['error']}")
+            continue
+        was, now = r["before"][0], r["after"][0]
+        verdict = "fooled" if r["success"] else "NOT fooled"
+        lines.append(
+            f"{r['file']} -> {r['out']}: {verdict}; {was['label']} ({was['prob'] * 100:.1f}%) -> "
+            f"{now['label']} ({now['prob'] * 100:.1f}%); Linf {r['linf']:g}/255, PSNR {r['psnr']} dB, "
+            f"SSIM {r['ssim']:.4f}, {r['seconds']:.2f} s"
+        )
+    failed = [r for r in records if "error" in r]
+    if failed:
+        raise PartialFailure(records, "\n".join(lines), f"{len(failed)} of {len(records)} images failed: {failed[0]['error']}")
+    return records, "\n".join(lines)
 
 
 VERBS: dict[str, tuple[str, Callable, Callable]] = {
@@ -285,6 +377,7 @@ VERBS: dict[str, tuple[str, Callable, Callable]] = {
     "features": ("feature maps of one layer as a channel grid", args_features, cmd_features),
     "cam": ("where the network looked: Grad-CAM, Grad-CAM++, saliency or SmoothGrad over the photo", args_cam, cmd_cam),
     "ideal": ("an ideal image of a class or a channel, made by gradient steps from noise", args_ideal, cmd_ideal),
+    "attack": ("adversarial PNGs that make the network say another class", args_attack, cmd_attack),
 }
 
 

@@ -1,0 +1,203 @@
+"""Adversarial benchmark: targeted PGD success on saved PNGs and speed, side by side with torchattacks.
+
+On the ImageNet sample photos (labels.csv: file,class_index,class_name), every photo gets the
+target class (true + 500) % 1000: a fixed rule, always a class far from the true one.
+
+- ours: `attack_images` end to end (preprocessing, attack, PNG encode/decode and re-classification
+  through `classify_images`); success is judged on that re-read PNG only.
+- torchattacks: `torchattacks.PGD` on the same [0, 1] crops, same model, ε, step size, steps and
+  random start; only its attack call is timed. Its success is reported twice: on its float output,
+  and on that output rounded to uint8, pasted into the photo and re-read like ours.
+  Both run batch by batch, interleaved, so a change in machine load hits both alike.
+- transfer: untargeted MI-FGSM (and PGD for reference) made on the source model, then the PNG is
+  classified by the transfer model through its own preprocessing. The transfer rate counts photos
+  the transfer model got right before and wrong after.
+
+Prints JSON and writes bench/results/adversarial.json. Needs `torchattacks` (bench/requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from explain.adversarial import AttackSettings, attack_images  # noqa: E402
+from explain.backbones import load_backbone  # noqa: E402
+from explain.classify import classify_images  # noqa: E402
+from explain.images import decode_image, encode_png, prepare, read_image, to_image  # noqa: E402
+
+TARGET_RULE = "(true + 500) % 1000"
+
+
+class Logits(nn.Module):
+    """The backbone as torchattacks expects it: [0, 1] images in, logits out."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.net = backbone.model
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.backbone.logits(x01)
+
+
+def load_samples(folder: Path, limit: int | None) -> tuple[list[str], list[np.ndarray], list[int]]:
+    with open(folder / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[:limit]
+    return [r["file"] for r in rows], [read_image(folder / r["file"]) for r in rows], [int(r["class_index"]) for r in rows]
+
+
+def paste_and_reread(backbone, image: np.ndarray, crop01: torch.Tensor) -> np.ndarray:
+    """A [0, 1] crop rounded to uint8, put back into the resized photo, through PNG and back."""
+    prepared = prepare(image, backbone.preprocess)
+    size = backbone.preprocess.input_size
+    h, w = prepared.resized.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    full = prepared.resized.copy()
+    full[top : top + size, left : left + size] = to_image(crop01)
+    return decode_image(encode_png(full))
+
+
+def targeted_pgd(backbone, images, labels, args) -> dict:
+    import torchattacks
+
+    targets = [(y + 500) % 1000 for y in labels]
+    settings = AttackSettings(method="pgd", eps=args.eps, steps=args.steps, step_size=args.step_size, random_start=args.random_start)
+    # torchattacks takes one constant step size: give it the mean of ours (the same total movement)
+    alpha = float(np.mean(settings.step_sizes()))
+    # eval(): torchattacks puts a model it was given in training mode back into training mode afterwards
+    atk = torchattacks.PGD(Logits(backbone).eval(), eps=args.eps / 255, alpha=alpha / 255, steps=args.steps, random_start=args.random_start)
+    atk.set_mode_targeted_by_label(quiet=True)
+    attack_images(backbone, images[:2], settings, target=targets[:2])  # warm-up
+    ours, ours_s, theirs_s, theirs_float, theirs_png = [], 0.0, 0.0, [], []
+    for start in range(0, len(images), args.batch_size):
+        chunk, goal = images[start : start + args.batch_size], targets[start : start + args.batch_size]
+        began = time.perf_counter()
+        ours += attack_images(backbone, chunk, settings, target=goal, batch_size=args.batch_size)
+        ours_s += time.perf_counter() - began
+        if args.no_torchattacks:
+            continue
+        crops = torch.cat([prepare(img, backbone.preprocess).tensor for img in chunk]).to(backbone.device)
+        began = time.perf_counter()
+        adv = atk(crops, torch.tensor(goal, device=backbone.device))
+        theirs_s += time.perf_counter() - began
+        with torch.no_grad():
+            theirs_float += (backbone.logits(adv).argmax(1).cpu() == torch.tensor(goal)).tolist()
+        reread = [paste_and_reread(backbone, img, a[None]) for img, a in zip(chunk, adv.cpu())]
+        theirs_png += [s[0].index == g for s, g in zip(classify_images(backbone, reread, 1), goal)]
+    n = len(images)
+    result = {
+        "eps_levels": args.eps,
+        "steps": args.steps,
+        "step_sizes_levels_ours": [round(a, 3) for a in settings.step_sizes()],
+        "step_size_levels_torchattacks": alpha,
+        "random_start": args.random_start,
+        "batch_size": args.batch_size,
+        "target_rule": TARGET_RULE,
+        "ours": {
+            "success_png": sum(r.success for r in ours) / n,
+            "failures": [i for i, r in enumerate(ours) if not r.success],
+            "seconds_per_image": ours_s / n,
+            "mean_steps": float(np.mean([r.steps_used for r in ours])),
+            "max_linf_levels": max(r.linf for r in ours),
+            "mean_psnr_db": float(np.mean([r.psnr for r in ours])),
+            "min_psnr_db": float(min(r.psnr for r in ours)),
+            "mean_ssim": float(np.mean([r.ssim for r in ours])),
+            "timed": "end to end: preprocessing, attack, PNG encode/decode, re-classification",
+        },
+    }
+    if not args.no_torchattacks:
+        result["torchattacks"] = {
+            "version": torchattacks.__version__,
+            "success_float": sum(theirs_float) / n,
+            "success_png": sum(theirs_png) / n,
+            "seconds_per_image": theirs_s / n,
+            "timed": "the attack call only, on prepared crops",
+        }
+        result["seconds_ratio_ours_over_torchattacks"] = ours_s / theirs_s
+    return result
+
+
+def transfer(backbone, images, labels, args) -> dict:
+    other = load_backbone(args.transfer_model)
+    clean_other = [s[0].index for s in classify_images(other, images, 1)]
+    right = [i for i, (p, y) in enumerate(zip(clean_other, labels)) if p == y]
+    out: dict = {"to": args.transfer_model, "eps_levels": args.transfer_eps, "steps": args.steps,
+                 "transfer_model_clean_top1": len(right) / len(images)}
+    # no early stop: an attack that barely fools the source model transfers worst
+    common = {"eps": args.transfer_eps, "steps": args.steps, "confidence": 0.999}
+    for name, settings in (
+        ("mifgsm", AttackSettings(method="mifgsm", **common)),
+        ("pgd", AttackSettings(method="pgd", random_start=False, **common)),
+    ):
+        began = time.perf_counter()
+        results = attack_images(backbone, images, settings, labels=labels, batch_size=args.batch_size)
+        seconds = (time.perf_counter() - began) / len(images)
+        after = classify_images(other, [decode_image(r.png) for r in results], 1)
+        fooled = [i for i in right if after[i][0].index != labels[i]]
+        out[name] = {
+            "source_success_png": sum(r.success for r in results) / len(results),
+            "transfer_rate": len(fooled) / max(1, len(right)),
+            "transfer_counts": f"{len(fooled)} of {len(right)} photos the transfer model got right",
+            "seconds_per_image": seconds,
+            "mean_psnr_db": float(np.mean([r.psnr for r in results])),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "imagenet-samples"))
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--eps", type=float, default=2.0, help="levels (/255)")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--step-size", type=float, default=None, help="levels (default: the library's)")
+    parser.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=AttackSettings().random_start)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-torchattacks", action="store_true")
+    parser.add_argument("--transfer-model", default="efficientnet_lite1")
+    parser.add_argument("--transfer-eps", type=float, default=8.0)
+    parser.add_argument("--no-transfer", action="store_true")
+    parser.add_argument("--no-targeted", action="store_true", help="only the transfer part")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "adversarial.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    backbone = load_backbone(args.model)
+    files, images, labels = load_samples(Path(args.data), args.limit)
+    result = {
+        "bench": "adversarial",
+        "model": args.model,
+        "device": str(backbone.device),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "images": len(images),
+    }
+    if not args.no_targeted:
+        result["targeted_pgd"] = targeted_pgd(backbone, images, labels, args)
+    if not args.no_transfer:
+        result["transfer"] = transfer(backbone, images, labels, args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

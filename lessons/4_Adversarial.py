@@ -1,0 +1,160 @@
+"""Adversarial lab: nudge a photo's pixels until the network says another class; judged on the saved PNG."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from explain.adversarial import METHODS, AttackSettings, attack_images, perturbation_image
+from explain.classify import classify_images
+from explain.ui import (
+    backbone_by_name,
+    backbone_choices,
+    backbone_label,
+    class_picker,
+    current_backbone,
+    image_key,
+    image_picker,
+    run_safely,
+)
+from explain.ui.i18n import t
+from explain.ui.plots import topk_bar
+
+CATS = range(281, 286)  # tabby … Egyptian cat
+GOLDEN_RETRIEVER, TABBY = 207, 281
+
+st.title(t("Adversarial lab"))
+st.caption(
+    t(
+        "Change every pixel by at most a couple of grey levels, in the direction the gradient says, "
+        "until the network calls the photo something else. You will not see the difference; the network does."
+    )
+)
+
+backbone = current_backbone()
+picked = image_picker()
+if backbone is None or picked is None:
+    st.info(t("Choose an image to start."))
+    st.stop()
+label, image = picked
+(clean_top,) = run_safely(classify_images, backbone, [image], 5) or [None]
+if clean_top is None:
+    st.stop()
+st.markdown(t("The network now says: **{label}** ({p:.1f}%)", label=clean_top[0].label, p=clean_top[0].prob * 100))
+
+c1, c2 = st.columns(2)
+mode = c1.radio(
+    t("Goal"), ["targeted", "untargeted"], horizontal=True, key="adv_mode",
+    format_func=lambda m: t({"targeted": "reach a class I choose", "untargeted": "any other class"}[m]),
+)
+# a cat becomes a dog and anything else becomes a cat: the course's first example works out of the box
+default_target = GOLDEN_RETRIEVER if clean_top[0].index in CATS else TABBY
+target = class_picker(backbone, t("Target class (type to search)"), key="adv_target", default=default_target) if mode == "targeted" else None
+method = c2.selectbox(t("Method"), list(METHODS), format_func=lambda m: t(METHODS[m]), key="adv_method", index=1)
+
+c3, c4 = st.columns(2)
+eps = c3.slider(t("ε: the most any pixel may change (grey levels, /255)"), 1, 16, 2, key="adv_eps")
+steps = c4.slider(t("Steps"), 1, 100, 10, key="adv_steps", disabled=method == "fgsm", help=t("FGSM always takes one step."))
+with st.expander(t("More settings")):
+    a1, a2, a3 = st.columns(3)
+    norm = a1.radio(
+        t("Budget"), ["linf", "l2"], key="adv_norm", horizontal=True, disabled=method != "pgd",
+        format_func=lambda n: {"linf": t("L∞ (per pixel)"), "l2": t("L2 (whole image)")}[n],
+    )
+    l2_eps = a1.number_input(t("L2 budget (grey levels; 255 = norm 1.0)"), 1.0, 20000.0, 765.0, key="adv_l2eps", disabled=norm != "l2" or method != "pgd")
+    step_size = a2.number_input(t("Step size (grey levels, 0 = automatic)"), 0.0, 64.0, 0.0, key="adv_alpha")
+    confidence = a2.slider(t("Keep going until the goal has this probability"), 0.0, 0.99, 0.0, key="adv_conf")
+    tv_weight = a3.slider(t("Smoothness penalty (TV)"), 0.0, 2.0, 0.0, key="adv_tv", help=t("Penalises neighbouring pixels that change differently: smoother, less visible noise. 1 weighs smoothness as much as the attack."))
+    random_start = a3.checkbox(t("Random start (PGD)"), value=True, key="adv_rs")
+
+use_l2 = method == "pgd" and norm == "l2"
+settings = AttackSettings(
+    method=method,
+    eps=float(l2_eps if use_l2 else eps),
+    steps=int(steps),
+    step_size=step_size or None,
+    norm="l2" if use_l2 else "linf",
+    random_start=random_start,
+    confidence=float(confidence),
+    tv_weight=float(tv_weight),
+)
+run_key = (backbone.name, image_key(image), target, settings)
+
+if st.button(t("Attack"), type="primary", key="adv_run"):
+    bar = st.progress(0.0, text=t("Starting…"))
+    chart = st.empty()
+    history: list[float] = []
+
+    def show_progress(step: int, progress) -> None:
+        history.append(progress.goal_prob[0] * 100)
+        goal_name = t("target") if target is not None else t("original class")
+        bar.progress(min(1.0, step / progress.steps), text=t("step {s}/{n}: {goal} probability {p:.1f}%", s=step, n=progress.steps, goal=goal_name, p=history[-1]))
+        fig = go.Figure(go.Scatter(y=history, mode="lines+markers"))
+        fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title=t("step"), yaxis_title="%", yaxis_range=[0, 100])
+        chart.plotly_chart(fig, width="stretch", key=f"adv_live_{step}")
+
+    results = run_safely(attack_images, backbone, [image], settings, target=target, callback=show_progress)
+    bar.empty()
+    chart.empty()
+    if results:
+        st.session_state["adv_result"] = (run_key, results[0])
+        st.session_state.pop("adv_transfer", None)
+
+stored = st.session_state.get("adv_result")
+if stored is None:
+    st.info(t("Choose a goal and press Attack."))
+    st.stop()
+key, result = stored
+if key != run_key:
+    st.caption(t("These results are for earlier settings or another photo; press Attack to update them."))
+
+goal_label = backbone.categories[result.goal] if result.goal < backbone.num_classes else str(result.goal)
+after = result.after[0]
+if result.success:
+    st.success(t("Fooled. The saved PNG is classified as **{label}** ({p:.1f}%).", label=after.label, p=after.prob * 100))
+elif result.targeted:
+    st.warning(t("Not fooled: the saved PNG is classified as **{label}**, not {goal}. Try a larger ε or more steps.", label=after.label, goal=goal_label))
+else:
+    st.warning(t("Not fooled: the saved PNG is still classified as **{label}**. Try a larger ε or more steps.", label=after.label))
+
+shown, gain = perturbation_image(result.perturbation)
+i1, i2, i3 = st.columns(3)
+i1.image(result.clean, caption=t("Original (shorter side {s} px)", s=min(result.clean.shape[:2])), width="stretch")
+i2.image(shown, caption=t("Perturbation of the {s}×{s} crop, amplified ×{g:g} (grey = no change)", s=result.crop_box[2], g=gain), width="stretch")
+i3.image(result.adversarial, caption=t("Adversarial image (what you download)"), width="stretch")
+
+b1, b2 = st.columns(2)
+b1.plotly_chart(topk_bar(result.before, t("Before")), width="stretch", key="adv_before")
+b2.plotly_chart(topk_bar(result.after, t("After (saved PNG)"), color="#E45756"), width="stretch", key="adv_after")
+
+m = st.columns(6)
+m[0].metric(t("L∞"), f"{result.linf:g}/255")
+m[1].metric(t("L2"), f"{result.l2 / 255:.2f}", help=t("Euclidean norm of the perturbation on [0, 1] pixels."))
+m[2].metric(t("PSNR"), "∞" if result.psnr == float("inf") else f"{result.psnr:.1f} dB", help=t("Over the attacked crop; above ~40 dB people see no difference."))
+m[3].metric(t("SSIM"), f"{result.ssim:.4f}")
+m[4].metric(t("Steps"), result.steps_used)
+m[5].metric(t("Time"), f"{result.seconds:.2f} s")
+st.download_button(
+    t("Download the adversarial PNG"), result.png, file_name=f"{label.rsplit('.', 1)[0]}_adversarial.png", mime="image/png", key="adv_download",
+    help=t("Upload it on the Classify page: it still says what you see here."),
+)
+
+st.subheader(t("Does it fool another network?"))
+others = [name for name in backbone_choices() if name != backbone.name]
+second = st.selectbox(t("Second network"), others, format_func=backbone_label, key="adv_second")
+if st.button(t("Check with the second network"), key="adv_check"):
+    other = run_safely(backbone_by_name, second)
+    scores = run_safely(classify_images, other, [result.clean, result.adversarial], 5) if other is not None else None
+    if scores:
+        st.session_state["adv_transfer"] = (key, second, scores)
+transfer = st.session_state.get("adv_transfer")
+if transfer is not None and transfer[0] == key:
+    _, second_name, (other_before, other_after) = transfer
+    if result.targeted:
+        fooled = other_after[0].index == result.goal
+    else:
+        fooled = other_after[0].index != other_before[0].index
+    text = t("{net} says **{label}** ({p:.1f}%) about the adversarial PNG.", net=second_name, label=other_after[0].label, p=other_after[0].prob * 100)
+    (st.success if fooled else st.info)(text + " " + (t("It is fooled too.") if fooled else t("It is not fooled.")))
+    o1, o2 = st.columns(2)
+    o1.plotly_chart(topk_bar(other_before, t("{net}: original", net=second_name)), width="stretch", key="adv_other_before")
+    o2.plotly_chart(topk_bar(other_after, t("{net}: adversarial", net=second_name), color="#E45756"), width="stretch", key="adv_other_after")
+    st.caption(t("Attacks made for one network often fool others less; MI-FGSM with input diversity transfers best."))

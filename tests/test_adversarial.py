@@ -1,0 +1,203 @@
+"""Adversarial examples on real weights and a real photo, judged on the saved PNG."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from explain.adversarial import (
+    AttackSettings,
+    attack_batch,
+    attack_images,
+    perturbation_image,
+    quantise,
+    total_variation,
+)
+from explain.classify import classify_images
+from explain.cli import main
+from explain.errors import LensError
+from explain.images import decode_image, encode_png, prepare, read_image
+
+from .conftest import CAT_CLASSES
+
+GOLDEN_RETRIEVER = 207
+
+
+def reread(image: np.ndarray) -> np.ndarray:
+    """What a user gets back after downloading the PNG and uploading it again."""
+    return decode_image(encode_png(image))
+
+
+@pytest.fixture(scope="module")
+def targeted(lite0, chelsea):
+    (result,) = attack_images(lite0, [chelsea], AttackSettings(eps=2, steps=10), target=GOLDEN_RETRIEVER)
+    return result
+
+
+def test_targeted_pgd_turns_the_cat_into_a_dog_on_the_saved_png(lite0, chelsea, targeted):
+    assert targeted.before[0].index in CAT_CLASSES
+    assert targeted.success and targeted.after[0].index == GOLDEN_RETRIEVER
+    # the same verdict from the Classify pipeline, on the PNG bytes a user would download
+    (scores,) = classify_images(lite0, [reread(targeted.adversarial)], 1)
+    assert scores[0].index == GOLDEN_RETRIEVER
+    # the clean photo still is a cat: the change is the perturbation, not the resizing
+    (clean_scores,) = classify_images(lite0, [targeted.clean], 1)
+    assert clean_scores[0].index in CAT_CLASSES
+
+
+def test_perturbation_stays_inside_eps_and_inside_the_crop(lite0, targeted):
+    diff = targeted.adversarial.astype(int) - targeted.clean.astype(int)
+    assert 0 < np.abs(diff).max() <= 2
+    top, left, size = targeted.crop_box
+    outside = diff.copy()
+    outside[top : top + size, left : left + size] = 0
+    assert not outside.any()
+    assert np.array_equal(diff[top : top + size, left : left + size], targeted.perturbation)
+    assert targeted.clean.shape[:2] == (256, round(451 * 256 / 300))  # chelsea is 300×451; lite0 resizes to 256
+    assert targeted.linf == 2 and targeted.l2 == pytest.approx(np.sqrt((diff.astype(float) ** 2).sum()))
+    assert 40 < targeted.psnr < 60 and 0.95 < targeted.ssim < 1
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+def test_untargeted_attack_changes_the_prediction(lite0, chelsea, method):
+    (result,) = attack_images(lite0, [chelsea], AttackSettings(method=method, eps=2, steps=3))
+    (scores,) = classify_images(lite0, [reread(result.adversarial)], 5)
+    assert result.success and scores[0].index != result.before[0].index == result.goal
+    assert result.after[0].index == scores[0].index
+    assert np.abs(result.perturbation).max() <= 2
+
+
+def test_mifgsm_with_tv_penalty_is_smoother(lite0, chelsea):
+    base = AttackSettings(method="mifgsm", eps=4, steps=4, diversity=0.0, confidence=0.99)
+    (rough,) = attack_images(lite0, [chelsea], base)
+    (smooth,) = attack_images(lite0, [chelsea], AttackSettings(**{**base.__dict__, "tv_weight": 1.0}))
+    tv = [float(total_variation(torch.from_numpy(r.perturbation).permute(2, 0, 1)[None].float())) for r in (rough, smooth)]
+    assert tv[1] < 0.8 * tv[0]
+    assert np.abs(smooth.perturbation).max() <= 4
+
+
+def test_l2_budget_holds_after_rounding(lite0, chelsea):
+    eps = 3 * 255.0  # an L2 norm of 3.0 on [0, 1] pixels
+    (result,) = attack_images(lite0, [chelsea], AttackSettings(norm="l2", eps=eps, steps=3))
+    assert 0 < result.l2 <= eps
+    assert result.success
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    eps=st.floats(1, 20),
+    norm=st.sampled_from(["linf", "l2"]),
+    scale=st.floats(0.1, 40),
+    seed=st.integers(0, 2**16),
+)
+def test_quantised_perturbation_is_whole_levels_inside_the_budget(eps, norm, scale, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (2, 3, 5, 5), generator=gen).float()
+    delta = torch.randn(x.shape, generator=gen) * scale
+    s = AttackSettings(eps=eps if norm == "linf" else eps * 10, norm=norm)
+    q = quantise(delta, x, s)
+    assert torch.equal(q, q.round())
+    assert ((x + q) >= 0).all() and ((x + q) <= 255).all()
+    if norm == "linf":
+        assert q.abs().max() <= math.floor(eps)
+    else:
+        assert (q.flatten(1).norm(dim=1) <= s.eps + 1e-6).all()
+
+
+def test_batch_early_stop_and_callback(lite0, chelsea):
+    crops = torch.cat([prepare(chelsea, lite0.preprocess).tensor] * 2)
+    seen = []
+    egyptian_cat = 285  # one step away for this tiger cat; the dog takes several
+    out = attack_batch(
+        lite0, crops, torch.tensor([GOLDEN_RETRIEVER, egyptian_cat]), True, AttackSettings(eps=2, steps=10),
+        callback=lambda step, progress: seen.append((step, progress.done)),
+    )
+    assert [s for s, _ in seen] == list(range(len(seen)))
+    assert out.delta.abs().max() <= 2 and torch.equal(out.delta, out.delta.round())
+    assert out.reached.all() and out.steps_used[1] < out.steps_used[0] < 10
+    assert [done for _, done in seen] == sorted(done for _, done in seen) and seen[-1][1] == 2
+    stopped = attack_batch(lite0, crops, torch.tensor([1, 1]), True, AttackSettings(eps=2, steps=10), stop=lambda: True)
+    assert not stopped.reached.any()
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"eps": 0}, "at least 1"),
+        ({"eps": 0.5}, "whole grey levels"),
+        ({"eps": -3}, "at least 1"),
+        ({"eps": float("nan")}, "ε"),
+        ({"eps": 300}, "pixel range"),
+        ({"steps": 0}, "Steps"),
+        ({"steps": 2.5}, "whole number"),
+        ({"steps": 10_000}, "1 to 1000"),
+        ({"method": "deepfool"}, "fgsm, pgd, mifgsm"),
+        ({"method": "fgsm", "norm": "l2"}, "pgd"),
+        ({"step_size": 0}, "Step size"),
+    ],
+)
+def test_bad_settings_say_what_to_change(kwargs, words):
+    with pytest.raises(LensError, match=words):
+        AttackSettings(**kwargs).checked()
+
+
+def test_bad_target_is_a_lens_error(lite0, chelsea):
+    with pytest.raises(LensError, match="out of range"):
+        attack_images(lite0, [chelsea], target=1000)
+
+
+def test_perturbation_image_writes_its_gain():
+    shown, gain = perturbation_image(np.array([[[-2, 0, 2]]], dtype=np.int16))
+    assert gain == 63 and shown.tolist() == [[[2, 128, 254]]]
+
+
+def test_cli_attack_writes_pngs_that_classify_as_the_target(capsys, tmp_path, chelsea_png, lite0):
+    code = main(["attack", str(chelsea_png), "--target", "golden retriever", "--steps", "10", "--out-dir", str(tmp_path), "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    (record,) = json.loads(out)
+    assert {"file", "out", "success", "before", "after", "linf", "l2", "psnr", "ssim", "seconds"} <= set(record)
+    assert record["success"] and record["after"][0]["index"] == GOLDEN_RETRIEVER and record["linf"] <= 2
+    assert set(record["before"][0]) == {"index", "label", "prob"}
+    code = main(["classify", record["out"], "--json", "--topk", "1"])
+    (again,) = json.loads(capsys.readouterr()[0])
+    assert code == 0 and again["top"][0]["index"] == GOLDEN_RETRIEVER
+    assert read_image(record["out"]).shape == (256, 385, 3)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--untargeted", "--eps", "0"], "ε"),
+        (["--untargeted", "--steps", "0"], "Steps"),
+        (["--target", "no such animal"], "Unknown class"),
+    ],
+)
+def test_cli_attack_user_errors_exit_2(capsys, chelsea_png, tmp_path, argv, words):
+    code = main(["attack", str(chelsea_png), "--out-dir", str(tmp_path), *argv])
+    _, err = capsys.readouterr()
+    assert code == 2 and words in err and err.count("\n") == 1
+
+
+def test_adversarial_page_fools_the_network_and_offers_the_png():
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
+    at.switch_page("lessons/4_Adversarial.py").run()
+    assert not at.exception
+    assert at.selectbox(key="adv_target").value == GOLDEN_RETRIEVER  # chelsea is a cat, so the default goal is a dog
+    at.button(key="adv_run").click().run()
+    assert not at.exception
+    key, result = at.session_state["adv_result"]
+    assert result.success and result.after[0].index == GOLDEN_RETRIEVER
+    assert any("golden retriever" in s.value for s in at.success)
+    assert any("amplified ×" in str(img.proto) for img in at.get("image"))
+    at.selectbox(key="adv_second").set_value("efficientnet_lite1")
+    at.button(key="adv_check").click().run()
+    assert not at.exception and at.session_state["adv_transfer"][1] == "efficientnet_lite1"
