@@ -15,7 +15,10 @@ from explain.ui import (
     image_picker,
     run_safely,
 )
+from explain.ui.cam import cam_gallery
+from explain.ui.classroom import lesson_panel, url_state
 from explain.ui.i18n import t
+from explain.ui.jobs import heavy_job
 from explain.ui.plots import topk_bar
 
 CATS = range(281, 286)  # tabby … Egyptian cat
@@ -28,6 +31,8 @@ st.caption(
         "until the network calls the photo something else. You will not see the difference; the network does."
     )
 )
+
+lesson_panel("adversarial")
 
 backbone = current_backbone()
 picked = image_picker()
@@ -47,8 +52,9 @@ mode = c1.radio(
 )
 # a cat becomes a dog and anything else becomes a cat: the course's first example works out of the box
 default_target = GOLDEN_RETRIEVER if clean_top[0].index in CATS else TABBY
-target = class_picker(backbone, t("Target class (type to search)"), key="adv_target", default=default_target) if mode == "targeted" else None
-method = c2.selectbox(t("Method"), list(METHODS), format_func=lambda m: t(METHODS[m]), key="adv_method", index=1)
+target = class_picker(backbone, t("Target class (type to search)"), key="adv_target", default=default_target, url="class") if mode == "targeted" else None
+url_state("method", "adv_method", "pgd", options=list(METHODS))
+method = c2.selectbox(t("Method"), list(METHODS), format_func=lambda m: t(METHODS[m]), key="adv_method")
 
 c3, c4 = st.columns(2)
 eps = c3.slider(t("ε: the most any pixel may change (grey levels, /255)"), 1, 16, 2, key="adv_eps")
@@ -91,7 +97,8 @@ if st.button(t("Attack"), type="primary", key="adv_run"):
         fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title=t("step"), yaxis_title="%", yaxis_range=[0, 100])
         chart.plotly_chart(fig, width="stretch", key=f"adv_live_{step}")
 
-    results = run_safely(attack_images, backbone, [image], settings, target=target, callback=show_progress)
+    with heavy_job(t("Adversarial lab")):
+        results = run_safely(attack_images, backbone, [image], settings, target=target, callback=show_progress)
     bar.empty()
     chart.empty()
     if results:
@@ -136,6 +143,12 @@ st.download_button(
     t("Download the adversarial PNG"), result.png, file_name=f"{label.rsplit('.', 1)[0]}_adversarial.png", mime="image/png", key="adv_download",
     help=t("Upload it on the Classify page: it still says what you see here."),
 )
+
+with st.expander(t("Where did the network look, before and after? (Grad-CAM)")):
+    cam_gallery(
+        backbone, [result.clean, result.adversarial], None, key="adv_cam",
+        captions=[t("original photo"), t("adversarial PNG")], columns=2,
+    )
 
 st.subheader(t("Does it fool another network?"))
 others = [name for name in backbone_choices() if name != backbone.name]
