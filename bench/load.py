@@ -1,0 +1,161 @@
+"""Shared-classroom load test: 3 sessions run heavy jobs while a 4th switches layers.
+
+Starts the app on 127.0.0.1 (a free port), opens four independent browser sessions in headless
+Chromium (Debian's /usr/bin/chromium) and measures, for the light session, the time from choosing
+another layer on Feature maps until the new grid is on screen. The heavy sessions make an ideal
+image, run an attack and train a transfer-learning head; each must finish with a correct result.
+Bounded: every wait has a timeout and the light session makes at most --switches switches.
+Loopback only. Prints JSON and writes bench/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.live_app import CHROMIUM_ARGS, choose, chromium_path, running_app, settle  # noqa: E402
+
+JOB_TIMEOUT_MS = 600_000
+
+
+def ideal_job(tab, base: str) -> dict:
+    tab.goto(f"{base}/Ideal_images")
+    tab.get_by_role("button", name="Make the image").wait_for()
+    settle(tab)
+    tab.get_by_role("button", name="Make the image").click()
+    heading = tab.get_by_role("heading", name=re.compile(r"^Result: "))
+    heading.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    settle(tab, JOB_TIMEOUT_MS)
+    text = tab.locator('[data-testid="stMain"]').inner_text()
+    match = re.search(r"(efficientnet_lite\d) \(never used\): rank (\d+)", text)
+    return {"done": True, "result": heading.first.inner_text(), "held_out_rank": int(match.group(2)) if match else None,
+            "correct": heading.first.count() > 0}
+
+
+def attack_job(tab, base: str) -> dict:
+    tab.goto(f"{base}/Adversarial")
+    tab.get_by_role("button", name="Attack").wait_for()
+    settle(tab)
+    tab.get_by_role("button", name="Attack").click()
+    verdict = tab.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').filter(
+        has_text=re.compile(r"fooled", re.I)
+    )
+    verdict.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    text = verdict.first.inner_text()
+    return {"done": True, "result": text.splitlines()[0], "correct": text.startswith("Fooled")}
+
+
+def train_job(tab, base: str) -> dict:
+    tab.goto(f"{base}/Transfer_learning")
+    tab.get_by_role("button", name="Train").wait_for()
+    settle(tab)
+    tab.get_by_role("button", name="Train").click()
+    metric = tab.locator('[data-testid="stMetric"]').filter(has_text="Validation accuracy")
+    metric.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    value = metric.first.locator('[data-testid="stMetricValue"]').inner_text()
+    accuracy = float(value.strip().rstrip("%")) / 100
+    return {"done": True, "result": f"validation accuracy {value}", "val_acc": accuracy, "correct": accuracy > 0.6}
+
+
+HEAVY = {"ideal_image": ideal_job, "attack": attack_job, "transfer_training": train_job}
+
+
+def run_session(browser_path: str, work, base: str, out: dict, name: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    start = time.perf_counter()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1280, "height": 1400})
+            tab = context.new_page()
+            tab.set_default_timeout(120_000)
+            out[name] = work(tab, base)
+            browser.close()
+    except Exception as exc:  # a failed session is a result of the load test, not a crash of it
+        out[name] = {"done": False, "correct": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+    out[name]["seconds"] = round(time.perf_counter() - start, 1)
+
+
+def light_session(browser_path: str, base: str, out: dict, heavy_threads: list[threading.Thread], max_switches: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    times: list[float] = []
+    during_heavy: list[bool] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
+        tab = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()
+        tab.set_default_timeout(60_000)
+        tab.goto(f"{base}/Feature_maps")
+        tab.get_by_text(re.compile(r"channels \(row by row")).first.wait_for(timeout=180_000)
+        settle(tab)
+        tab.get_by_role("combobox", name="Layer", exact=True).click()
+        options = [o.inner_text() for o in tab.get_by_role("option").all()]
+        tab.keyboard.press("Escape")
+        names = [re.match(r"\d+\. (\S+)", o).group(1) for o in options]
+        for i in range(max_switches):
+            k = (i * 3 + 1) % len(options)
+            heavy_running = any(th.is_alive() for th in heavy_threads)
+            start = time.perf_counter()
+            choose(tab, "Layer", options[k])
+            tab.get_by_text(re.compile(rf"^{re.escape(names[k])}: \d+ of \d+ channels")).first.wait_for()
+            times.append((time.perf_counter() - start) * 1000)
+            during_heavy.append(heavy_running)
+            if not any(th.is_alive() for th in heavy_threads) and i >= 10:
+                break
+            tab.wait_for_timeout(300)  # a student looks at the grid before the next click
+        browser.close()
+    loaded = [t for t, h in zip(times, during_heavy) if h]
+    out["light"] = {"switches": len(times), "switches_during_heavy_jobs": len(loaded), "all_ms": [round(t) for t in times],
+                    **{f"during_heavy_{k}": v for k, v in summary(loaded).items()}, **{f"all_{k}": v for k, v in summary(times).items()}}
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)
+
+
+def summary(ms: list[float]) -> dict:
+    return {"p50_ms": pct(ms, 0.5), "p95_ms": pct(ms, 0.95), "max_ms": round(max(ms), 1) if ms else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--switches", type=int, default=60, help="most layer switches of the light session")
+    args = parser.parse_args()
+    browser_path = chromium_path()
+    if browser_path is None:
+        sys.exit("Chromium not found: apt-get install chromium (see scripts/setup_chromium.sh)")
+    results: dict = {"bench": "load"}
+    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp) / "server.log") as base:
+        started = time.perf_counter()
+        heavy = [threading.Thread(target=run_session, args=(browser_path, work, base, results, name)) for name, work in HEAVY.items()]
+        for th in heavy:
+            th.start()
+        time.sleep(5)  # the heavy sessions have clicked their buttons
+        light_session(browser_path, base, results, heavy, args.switches)
+        for th in heavy:
+            th.join(timeout=JOB_TIMEOUT_MS / 1000)
+        results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    results["all_heavy_jobs_correct"] = all(results.get(name, {}).get("correct") for name in HEAVY)
+    p95 = results["light"].get("during_heavy_p95_ms")
+    results["light_p95_under_1s_during_heavy"] = p95 is not None and p95 <= 1000
+    out = ROOT / "bench" / "results" / "load.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
