@@ -13,6 +13,7 @@ LESSONS = [
     ("lessons/3_Ideal_images.py", "Ideal images", "✨", "Start from noise and change the picture until the network is sure it sees a cat: the course recipe and a clearer one."),
     ("lessons/4_Adversarial.py", "Adversarial lab", "🎭", "Nudge a photo's pixels by two grey levels until the network calls a cat a dog; a person sees no change."),
     ("lessons/5_Grad-CAM.py", "Grad-CAM", "🔥", "Where did the network look to decide? Grad-CAM, Grad-CAM++ and saliency maps over the photo."),
+    ("lessons/6_Transfer_learning.py", "Transfer learning", "🎓", "Fine-tune a new head live on your own small set of photos, then use it as a backbone everywhere."),
 ]
 
 

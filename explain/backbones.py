@@ -384,6 +384,8 @@ def load_model(model: str, device: torch.device | str | None = None) -> Backbone
     if path.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt") or path.exists():
         if not path.is_file():
             raise LensError(f"Weights file '{model}' does not exist.")
+        import explain.transfer  # noqa: F401  (registers the loader of CNN Lens model exports)
+
         loader = _FILE_LOADERS.get("cnnlens")
         if loader is not None:
             loaded = loader(path, device)

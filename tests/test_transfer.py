@@ -1,0 +1,343 @@
+"""Transfer learning on real weights (EfficientNet-Lite0) and the built-in demo sets (scikit-image photos)."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import unicodedata
+import zipfile
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+import torch
+
+from explain import transfer as T
+from explain.backbones import REGISTRY, Backbone, build_architecture, imagenet_categories, load_model, with_preprocess
+from explain.classify import classify_images
+from explain.errors import LensError
+from explain.images import encode_png, sample_image
+
+
+@pytest.fixture(scope="module")
+def small(lite0) -> Backbone:
+    """Lite0 on 128-pixel inputs: three times less work than 224, and the demo textures stay easy."""
+    return with_preprocess(lite0, input_size=128, resize_size=128)
+
+
+@pytest.fixture(scope="module")
+def splits() -> T.Splits:
+    return T.split_dataset(T.demo_dataset("textures", per_class=10, size=96, seed=1), val_fraction=0.3)
+
+
+@pytest.fixture(scope="module")
+def extract_run(small, splits):
+    trainer = T.Trainer(small, splits, T.TrainConfig("extract", epochs=6, lr=3e-3))
+    before = trainer.result().val.accuracy  # the new head, untrained
+    return before, trainer.train()
+
+
+class _LegacyNameInfo(zipfile.ZipInfo):
+    """What Windows' built-in zip writes for Korean names: cp949 bytes and no UTF-8 flag."""
+
+    def _encodeFilenameFlags(self):
+        return self.filename.encode("cp437"), self.flag_bits & ~0x800
+
+
+def _png_zip(files: dict[str, bytes], utf8: bool = True) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            if utf8:
+                info = zipfile.ZipInfo(name)
+            else:
+                info = _LegacyNameInfo(unicodedata.normalize("NFC", name).encode("cp949").decode("cp437"))
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def _demo_pngs(name: str = "textures", per_class: int = 5) -> dict[str, list[bytes]]:
+    ds = T.demo_dataset(name, per_class=per_class, size=64)
+    out: dict[str, list[bytes]] = {c: [] for c in ds.classes}
+    for img, label in zip(ds.images, ds.labels):
+        out[ds.classes[label]].append(encode_png(img))
+    return out
+
+
+# --- training ---------------------------------------------------------------------------------------
+def test_feature_extractor_learns_far_above_chance(extract_run, splits):
+    before, result = extract_run
+    chance = 1 / len(splits.classes)
+    assert result.val.accuracy >= 0.9
+    assert result.val.accuracy >= before + 0.25
+    assert result.val.accuracy > chance + 0.5
+    assert len(result.history) == 6 and not result.stopped
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.val.confusion.sum() == len(splits.val)
+    assert set(result.val.per_class) == set(splits.classes)
+    assert result.trainable_params == 1280 * 3 + 3
+    b = result.backbone
+    assert (b.source, b.base, b.cam_layer, b.categories) == ("trained", "efficientnet_lite0", "bn2", list(splits.classes))
+
+
+def test_trained_model_classifies_through_the_shared_pipeline(extract_run, splits):
+    _, result = extract_run
+    scores = classify_images(result.backbone, list(splits.val.images), k=1)
+    predicted = [s[0].index for s in scores]
+    assert predicted == list(result.val.predictions)
+
+
+def test_finetune_changes_only_unfrozen_blocks(small, splits):
+    reference = {k: v.clone() for k, v in small.model.state_dict().items()}
+    config = T.TrainConfig("finetune", head="mlp", unfreeze=1, epochs=1, head_epochs=2, batch_size=8)
+    planned = T.Trainer(small, splits, config)
+    assert T.plan_parameters(small, 3, config) == (planned.trainable_params, planned.frozen_params)
+    result = T.train_model(small, splits, config)
+    after = result.backbone.model.state_dict()
+    trainable_prefixes = ("blocks.6.", "conv_head.", "bn2.", "classifier.")
+    changed = [k for k in reference if not k.startswith("classifier.") and not torch.equal(reference[k], after[k])]
+    assert changed, "fine-tuning changed nothing"
+    assert all(k.startswith(trainable_prefixes) for k in changed), changed
+    # BatchNorm statistics stay ImageNet's, even in the unfrozen blocks (the backbone runs in eval mode)
+    assert all(torch.equal(reference[k], after[k]) for k in reference if "running_" in k)
+    # the shared registry backbone is untouched
+    assert all(torch.equal(v, small.model.state_dict()[k]) for k, v in reference.items())
+    assert result.trainable_params > 600_000 and result.frozen_params > 600_000
+    assert [h.phase for h in result.history] == ["head", "head", "blocks"]
+
+
+def test_split_forward_equals_whole_network(small, splits):
+    trainer = T.Trainer(small, splits, T.TrainConfig("finetune", unfreeze=3))
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        whole = trainer.model(small.normalize(x))
+        parts = trainer._trainable_forward(trainer._frozen_forward(x))
+    assert torch.allclose(whole, parts, atol=1e-4)
+
+
+def test_anatomy_of_resnet_and_mobilenet():
+    resnet = build_architecture("resnet18").eval()
+    a = T.anatomy_of("resnet18", resnet)
+    assert a.blocks == (("layer1",), ("layer2",), ("layer3",), ("layer4",)) and a.head == "fc"
+    mobile = T.anatomy_of("mobilenet_v2")
+    assert len(mobile.blocks) == 19 and mobile.head == "classifier.1"
+    vgg = T.anatomy_of("vgg16")
+    assert len(vgg.blocks) == 5 and vgg.blocks[-1][-1] == "features.30" and vgg.head == "classifier.6"
+    # the same cut through a resnet with random weights: frozen part + trainable part = the network
+    bb = Backbone("resnet18", resnet, imagenet_categories(), REGISTRY["resnet18"].preprocess, torch.device("cpu"), "file", "resnet18")
+    ds = T.split_dataset(T.demo_dataset("textures", per_class=5, size=32))
+    trainer = T.Trainer(bb, ds, T.TrainConfig("finetune", unfreeze=2))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(trainer.model(bb.normalize(x)), trainer._trainable_forward(trainer._frozen_forward(x)), atol=1e-4)
+
+
+def test_stop_request_keeps_the_model_so_far(small, splits):
+    steps = []
+    result = T.train_model(
+        small, splits, T.TrainConfig("extract", epochs=5, batch_size=4), callback=lambda s, p: steps.append(p.phase), should_stop=lambda: True
+    )
+    assert result.stopped and len(result.history) == 1
+    assert steps.count("train") == 1 and steps[0] == "features" and steps[-1] == "epoch"
+
+
+def test_augmentation_preview_and_crop():
+    photo = sample_image("chelsea")
+    crops = T.augmentation_preview(photo, REGISTRY["efficientnet_lite0"].preprocess, 4, seed=3)
+    assert len(crops) == 4 and all(c.shape == (224, 224, 3) and c.dtype == np.uint8 for c in crops)
+    assert not np.array_equal(crops[0], crops[1])
+    assert np.array_equal(crops[0], T.augmentation_preview(photo, REGISTRY["efficientnet_lite0"].preprocess, 1, seed=3)[0])
+
+
+def test_classifier_strategy_maps_classes_to_imagenet(small):
+    ds = T.split_dataset(T.demo_dataset("photos", per_class=6, size=160))
+    result = T.train_model(small, ds, T.TrainConfig("classifier"))
+    assert result.trainable_params == 0 and result.history == ()
+    assert len(set(result.class_map.values())) == 4
+    assert result.val.accuracy >= 0.75
+    assert result.class_map["cat"] in {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "lynx"}
+    cats = imagenet_categories()
+    rows = result.backbone.extra["head"]["imagenet_rows"]
+    assert [cats[r] for r in rows] == list(result.class_map.values())
+
+
+# --- export / import / CLI --------------------------------------------------------------------------
+def test_export_import_gives_identical_predictions(extract_run, tmp_path):
+    _, result = extract_run
+    path = T.save_model(result.backbone, tmp_path / "mine.pt")
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "cnn-lens-model" and payload["classes"] == list(result.backbone.categories)
+    again = load_model(str(path), device="cpu")
+    assert again.source == "trained" and again.categories == result.backbone.categories and again.cam_layer == "bn2"
+    assert again.preprocess == result.backbone.preprocess
+    x = torch.rand(3, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(result.backbone.logits(x), again.logits(x))
+    # a plain state dict is not an export: the registry path still handles it
+    with pytest.raises(LensError, match="not a CNN Lens model export"):
+        T.import_model(io.BytesIO(b"not a model").getvalue())
+
+
+def test_cli_finetune_then_classify(tmp_path):
+    from explain.cli import main
+
+    pngs = _demo_pngs("textures_ko", per_class=6)
+    for subset, take in (("train", slice(0, 4)), ("val", slice(4, 6))):
+        for cls, files in pngs.items():
+            folder = tmp_path / "data" / subset / unicodedata.normalize("NFD", cls)
+            folder.mkdir(parents=True)
+            for i, data in enumerate(files[take]):
+                (folder / f"{i}.png").write_bytes(data)
+    (tmp_path / "data" / "train" / "README.txt").write_text("not an image")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["finetune", str(tmp_path / "data"), "--epochs", "3", "--out", str(tmp_path / "m.pt"), "--json", "--device", "cpu"])
+    assert code == 0
+    data = json.loads(out.getvalue())
+    assert {"classes", "val_acc", "test_acc", "per_class", "seconds", "out"} <= set(data)
+    assert data["classes"] == sorted(["벽돌", "잔디", "자갈"]) and data["images"] == {"train": 12, "val": 6, "test": 0}
+    assert data["split"] == "folders" and data["test_acc"] is None and 0 <= data["val_acc"] <= 1
+    assert any("README.txt" in s for s in data["skipped"])
+    img = tmp_path / "one.png"
+    img.write_bytes(pngs["잔디"][5])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["classify", str(img), "--model", data["out"], "--json", "--device", "cpu", "--topk", "3"]) == 0
+    top = json.loads(out.getvalue())[0]["top"]
+    assert {s["label"] for s in top} == {"벽돌", "잔디", "자갈"}
+
+
+# --- datasets -------------------------------------------------------------------------------------
+def test_zip_with_root_folder_korean_names_and_junk():
+    pngs = _demo_pngs()
+    files = {f"my set/{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)}
+    files["my set/notes.txt"] = b"hello"
+    files["my set/brick/readme.md"] = b"x"
+    files["__MACOSX/my set/brick/._0.png"] = b"junk"
+    ds = T.dataset_from_zip(_png_zip(files))
+    assert ds.classes == ("brick", "grass", "gravel") and len(ds) == 15
+    assert any("readme.md" in s for s in ds.skipped) and any("notes.txt" in s for s in ds.skipped)
+    assert not any("MACOSX" in s for s in ds.skipped)
+    korean = {f"{unicodedata.normalize('NFD', '벽돌')}/{i}.png": d for i, d in enumerate(pngs["brick"])}
+    korean |= {f"잔디/{i}.png": d for i, d in enumerate(pngs["grass"])}
+    assert T.dataset_from_zip(_png_zip(korean)).classes == ("벽돌", "잔디")
+    assert T.dataset_from_zip(_png_zip(korean, utf8=False)).classes == ("벽돌", "잔디")
+
+
+def test_zip_unsafe_entries_are_skipped():
+    pngs = _demo_pngs(per_class=5)
+    files = {f"{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)}
+    files["../evil/0.png"] = pngs["brick"][0]
+    files["/abs/0.png"] = pngs["brick"][0]
+    buf = io.BytesIO(_png_zip(files))
+    with zipfile.ZipFile(buf, "a") as zf:
+        link = zipfile.ZipInfo("brick/link.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+    ds = T.dataset_from_zip(buf.getvalue())
+    assert ds.classes == ("brick", "grass", "gravel") and len(ds) == 15
+    reasons = " ".join(ds.skipped)
+    assert "../evil/0.png: unsafe path" in reasons and "/abs/0.png: unsafe path" in reasons and "link.png: a link" in reasons
+
+
+def test_zip_limits(monkeypatch):
+    pngs = _demo_pngs(per_class=5)
+    data = _png_zip({f"{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)})
+    monkeypatch.setattr(T, "ZIP_MAX_TOTAL_BYTES", 1000)
+    with pytest.raises(LensError, match="would unpack to"):
+        T.dataset_from_zip(data)
+    monkeypatch.setattr(T, "ZIP_MAX_ENTRIES", 3)
+    with pytest.raises(LensError, match="entries; the limit is 3"):
+        T.dataset_from_zip(data)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/big.png", b"\0" * 5_000_000)
+    monkeypatch.setattr(T, "ZIP_MAX_ENTRIES", 100)
+    monkeypatch.setattr(T, "ZIP_MAX_TOTAL_BYTES", 10**9)
+    with pytest.raises(LensError, match="No images found.*compressed"):
+        T.dataset_from_zip(bomb.getvalue())
+    with pytest.raises(LensError, match="not a readable zip"):
+        T.dataset_from_zip(b"PK\x03\x04 broken")
+
+
+def test_bad_datasets_give_clear_messages(tmp_path):
+    pngs = _demo_pngs(per_class=6)
+    one_class = T.dataset_from_uploads({"brick": [(f"{i}.png", d) for i, d in enumerate(pngs["brick"])]})
+    with pytest.raises(LensError, match="at least 2 classes.*'brick'"):
+        T.split_dataset(one_class)
+    few = T.dataset_from_uploads({"brick": [(f"{i}.png", d) for i, d in enumerate(pngs["brick"])], "grass": [("g.png", pngs["grass"][0])] * 3})
+    with pytest.raises(LensError, match="Class 'grass' has only 3 image"):
+        T.split_dataset(few)
+    broken = T.dataset_from_uploads({"a": [("x.png", b"not an image")] + [(f"{i}.png", d) for i, d in enumerate(pngs["brick"])]})
+    assert len(broken) == 6 and "x.png" in broken.skipped[0]
+    with pytest.raises(LensError, match="No images found"):
+        T.dataset_from_uploads({"a": [("x.png", b"not an image")]})
+    with pytest.raises(LensError, match="not a folder"):
+        T.dataset_from_folder(tmp_path / "missing")
+    (tmp_path / "loose.png").write_bytes(pngs["brick"][0])
+    with pytest.raises(LensError, match="No images found"):
+        T.dataset_from_folder(tmp_path)
+    with pytest.raises(LensError, match="Unknown strategy"):
+        T.TrainConfig("magic").checked()
+
+
+def test_split_is_stratified_and_test_classes_checked():
+    ds = T.demo_dataset("photos", per_class=10, size=32)
+    sp = T.split_dataset(ds, val_fraction=0.2, seed=4)
+    assert sp.val.counts() == dict.fromkeys(ds.classes, 2) and sp.train.counts() == dict.fromkeys(ds.classes, 8)
+    assert not set(sp.val.names) & set(sp.train.names)
+    other = T.demo_dataset("textures", per_class=5, size=32)
+    with pytest.raises(LensError, match="classes the model was not trained on"):
+        T.split_dataset(ds, test=other)
+
+
+def test_advisor_four_scenarios(splits):
+    assert T.advise(splits, similar=True).strategy == "extract"
+    assert T.advise(splits, similar=False).strategy == "finetune"
+    big = T.ImageSet(("a", "b"), (np.zeros((8, 8, 3), np.uint8),) * 1200, (0, 1) * 600, ("x",) * 1200)
+    assert T.advise(big, similar=True).scenario == "large-similar"
+    large_diff = T.advise(big, similar=False)
+    assert large_diff.scenario == "large-different" and large_diff.unfreeze > T.advise(big, similar=True).unfreeze
+    ants = T.ImageSet(("ants", "bees"), (), (), ())
+    assert T.advise(ants, similar=True).imagenet_classes == ("ants", "bees")
+
+
+# --- the page -------------------------------------------------------------------------------------
+def test_transfer_page_trains_and_my_model_serves_other_pages():
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("lessons/6_Transfer_learning.py").run()
+    assert not at.exception
+    at.slider(key="tl_demo_n").set_value(8).run()
+    at.number_input(key="tl_epochs").set_value(4).run()
+    assert at.radio(key="tl_strategy").value == "extract"  # the advisor's choice for a small, similar set
+    at.button(key="tl_train").click().run()
+    assert not at.exception
+    result = at.session_state["tl_result"]
+    assert len(result.history) == 4 and result.val.accuracy >= 0.8
+    assert "my model" in at.session_state["custom_backbones"]
+    assert any("Validation accuracy" in m.label for m in at.metric)
+    assert any(":green[" in m.value for m in at.markdown)
+    # its picker lists the new model (AppTest cannot select options drawn with a format_func)
+    at.run()
+    assert any(o.startswith("my model") for o in at.selectbox(key="backbone").options)
+
+
+def test_my_model_works_with_feature_maps_and_grad_cam(extract_run, splits):
+    from explain.cam import compute_cam
+    from explain.featuremaps import record_image
+    from explain.images import prepare
+
+    _, result = extract_run
+    mine = result.backbone
+    x = prepare(splits.val.images[0], mine.preprocess).tensor
+    recording = record_image(mine, x)
+    assert "bn2" in recording.maps and recording.logits.shape == (1, len(splits.classes))
+    cam = compute_cam(mine, x, targets=splits.classes[splits.val.labels[0]])
+    assert cam.layer == "bn2" and cam.target_label == (splits.classes[splits.val.labels[0]],)
+    assert cam.maps.shape[1:] == (mine.preprocess.input_size,) * 2 and cam.maps.max() > 0
