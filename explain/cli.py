@@ -36,6 +36,22 @@ def _load(args):
     return load_model(args.model, device=args.device)
 
 
+def _read_images(paths: list[str], fields: dict) -> tuple[list[dict], list, list[int]]:
+    """Read every image; a record per path (with `fields`, or an "error"), the images, and the records they fill."""
+    from explain.images import read_image
+
+    records: list[dict] = []
+    images, slots = [], []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+            slots.append(len(records))
+            records.append({"file": path, **fields})
+        except LensError as exc:
+            records.append({"file": path, "error": str(exc)})
+    return records, images, slots
+
+
 def _scores(scores) -> list[dict]:
     return [{"index": s.index, "label": s.label, "prob": round(s.prob, 6)} for s in scores]
 
@@ -97,22 +113,14 @@ def args_classify(p: argparse.ArgumentParser) -> None:
 
 def cmd_classify(args):
     from explain.classify import classify_images
-    from explain.images import INTERPOLATIONS, read_image
+    from explain.images import INTERPOLATIONS
 
     if args.topk < 1:
         raise LensError("--topk must be 1 or more.")
     if args.interpolation is not None and args.interpolation not in INTERPOLATIONS:
         raise LensError(f"Unknown interpolation '{args.interpolation}'. Choose one of: {', '.join(INTERPOLATIONS)}.")
     backbone = _load(args)
-    records: list[dict] = []
-    images, slots = [], []
-    for path in args.images:
-        try:
-            images.append(read_image(path))
-            slots.append(len(records))
-            records.append({"file": path, "top": []})
-        except LensError as exc:
-            records.append({"file": path, "error": str(exc)})
+    records, images, slots = _read_images(args.images, {"top": []})
     for slot, scores in zip(slots, classify_images(backbone, images, args.topk, args.interpolation)):
         records[slot]["top"] = _scores(scores)
     lines = []
@@ -300,7 +308,7 @@ def cmd_attack(args):
     from pathlib import Path
 
     from explain.adversarial import AttackSettings, attack_images
-    from explain.images import read_image, save_png
+    from explain.images import save_png
 
     if args.topk < 1:
         raise LensError("--topk must be 1 or more.")
@@ -318,15 +326,7 @@ def cmd_attack(args):
     backbone = _load(args)
     target = None if args.untargeted else backbone.class_index(args.target)
     out_dir = Path(args.out_dir)
-    records: list[dict] = []
-    images, slots = [], []
-    for path in args.images:
-        try:
-            images.append(read_image(path))
-            slots.append(len(records))
-            records.append({"file": path})
-        except LensError as exc:
-            records.append({"file": path, "error": str(exc)})
+    records, images, slots = _read_images(args.images, {})
     used: set[str] = set()
     for slot, result in zip(slots, attack_images(backbone, images, settings, target=target, k=args.topk)):
         stem = Path(records[slot]["file"]).stem

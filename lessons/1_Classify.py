@@ -6,7 +6,7 @@ import streamlit as st
 from explain.classify import predict_probs, top_classes
 from explain.images import INTERPOLATIONS, prepare
 from explain.images import normalized_stats as tensor_stats
-from explain.ui import current_backbone, image_picker, run_safely
+from explain.ui import backbone_and_photo, run_safely
 from explain.ui.cam import cam_panel
 from explain.ui.classroom import lesson_panel, presenter_mode
 from explain.ui.i18n import t
@@ -16,12 +16,7 @@ st.title(t("Classify"))
 st.caption(t("What does the network think this photo shows?"))
 lesson_panel("classify")
 
-backbone = current_backbone()
-picked = image_picker()
-if backbone is None or picked is None:
-    st.info(t("Choose an image to start."))
-    st.stop()
-label, image = picked
+backbone, label, image = backbone_and_photo()
 pp = backbone.preprocess
 names = list(INTERPOLATIONS)
 interpolation = pp.interpolation if presenter_mode() else st.selectbox(

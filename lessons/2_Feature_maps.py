@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from explain.featuremaps import COLORMAPS, channel_grid, channel_image, channel_stats, overlay_channel, top_channels
-from explain.ui import cached_recording, cached_summary, current_backbone, image_picker, run_safely
+from explain.ui import backbone_and_photo, cached_recording, cached_summary, run_safely
 from explain.ui.classroom import lesson_panel, presenter_mode, url_state
 from explain.ui.i18n import t
 from explain.ui.plots import bar_chart
@@ -13,12 +13,7 @@ st.title(t("Feature maps"))
 st.caption(t("Early layers respond to edges and colours; deeper layers to textures, parts and whole objects."))
 lesson_panel("feature_maps")
 
-backbone = current_backbone()
-picked = image_picker()
-if backbone is None or picked is None:
-    st.info(t("Choose an image to start."))
-    st.stop()
-_, image = picked
+backbone, _, image = backbone_and_photo()
 recorded = run_safely(cached_recording, backbone, image)
 if recorded is None:
     st.stop()

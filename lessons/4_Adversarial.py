@@ -6,13 +6,12 @@ import streamlit as st
 from explain.adversarial import METHODS, AttackSettings, attack_images, perturbation_image
 from explain.classify import classify_images
 from explain.ui import (
+    backbone_and_photo,
     backbone_by_name,
     backbone_choices,
     backbone_label,
     class_picker,
-    current_backbone,
     image_key,
-    image_picker,
     run_safely,
 )
 from explain.ui.cam import cam_gallery
@@ -34,12 +33,7 @@ st.caption(
 
 lesson_panel("adversarial")
 
-backbone = current_backbone()
-picked = image_picker()
-if backbone is None or picked is None:
-    st.info(t("Choose an image to start."))
-    st.stop()
-label, image = picked
+backbone, label, image = backbone_and_photo()
 (clean_top,) = run_safely(classify_images, backbone, [image], 5) or [None]
 if clean_top is None:
     st.stop()

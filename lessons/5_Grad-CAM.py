@@ -8,7 +8,7 @@ import streamlit as st
 from explain.cam import METHODS, heatmap, overlay_cam
 from explain.classify import predict_probs, top_classes
 from explain.images import encode_png, prepare
-from explain.ui import class_picker, current_backbone, image_key, image_picker, run_safely
+from explain.ui import backbone_and_photo, class_picker, image_key, run_safely
 from explain.ui.cam import METHOD_HELP, cached_cam, cam_controls
 from explain.ui.classroom import lesson_panel
 from explain.ui.i18n import t
@@ -23,12 +23,7 @@ st.caption(
 
 lesson_panel("grad_cam")
 
-backbone = current_backbone()
-picked = image_picker()
-if backbone is None or picked is None:
-    st.info(t("Choose an image to start."))
-    st.stop()
-label, image = picked
+backbone, label, image = backbone_and_photo()
 prepared = run_safely(prepare, image, backbone.preprocess)
 if prepared is None:
     st.stop()

@@ -181,6 +181,17 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
     return st.session_state.get(key)
 
 
+def backbone_and_photo(key: str = "image") -> tuple[Backbone, str, np.ndarray]:
+    """The sidebar's backbone and a picked photo (label, RGB uint8); stops the page with a hint when either is missing."""
+    backbone = current_backbone()
+    picked = image_picker(key)
+    if backbone is None or picked is None:
+        st.info(t("Choose an image to start."))
+        st.stop()
+    label, image = picked
+    return backbone, label, image
+
+
 def class_picker(backbone: Backbone, label: str, key: str, default: int = 281, url: str | None = None) -> int:
     """Choose a class by typing part of its name (a searchable select box); url="class" keeps it in the link."""
     options = list(range(backbone.num_classes))
