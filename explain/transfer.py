@@ -21,6 +21,7 @@ import os
 import stat
 import time
 import unicodedata
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -1121,7 +1122,8 @@ def _read_payload(source: bytes | str | os.PathLike) -> dict | None:
     except OSError as exc:
         raise LensError(f"Could not open {label}: {exc.strerror}.") from None
     try:
-        with handle:
+        with handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
             obj = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception:  # pickles with code, truncated files, anything else: not our export
         return None

@@ -120,6 +120,7 @@ def test_the_model_is_left_as_it_was(lite0):
 def test_fft_param_is_an_image_in_range():
     param = fft_param(32, torch.Generator().manual_seed(0), torch.device("cpu"))
     image = param.render()
+    image = image.detach()
     assert image.shape == (1, 3, 32, 32) and 0 < float(image.min()) and float(image.max()) < 1
     assert abs(float(image.mean()) - 0.5) < 0.05  # starts near grey: small random spectrum
 
