@@ -79,6 +79,11 @@ class JobGate:
 GATE = JobGate(_default_slots())
 
 
+def _heavy_threads() -> int:
+    """CPU threads for a heavy job: all cores but one, so the server keeps a core for everyone's clicks."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 @contextmanager
 def heavy_job(label: str) -> Iterator[None]:
     """Run a heavy job in a slot of the shared gate, showing a 'queued' notice while waiting."""
@@ -91,4 +96,6 @@ def heavy_job(label: str) -> Iterator[None]:
 
     with GATE.slot(waiting):
         notice.empty()
+        if not torch.cuda.is_available():
+            torch.set_num_threads(_heavy_threads())
         yield
