@@ -22,51 +22,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.live_app import CHROMIUM_ARGS, choose, chromium_path, running_app, settle  # noqa: E402
-
-JOB_TIMEOUT_MS = 600_000
-
-
-def ideal_job(tab, base: str) -> dict:
-    tab.goto(f"{base}/Ideal_images")
-    tab.get_by_role("button", name="Make the image").wait_for()
-    settle(tab)
-    tab.get_by_role("button", name="Make the image").click()
-    heading = tab.get_by_role("heading", name=re.compile(r"^Result: "))
-    heading.first.wait_for(timeout=JOB_TIMEOUT_MS)
-    settle(tab, JOB_TIMEOUT_MS)
-    text = tab.locator('[data-testid="stMain"]').inner_text()
-    match = re.search(r"(efficientnet_lite\d) \(never used\): rank (\d+)", text)
-    return {"done": True, "result": heading.first.inner_text(), "held_out_rank": int(match.group(2)) if match else None,
-            "correct": heading.first.count() > 0}
+from tests.live_app import (  # noqa: E402
+    CHROMIUM_ARGS,
+    JOB_TIMEOUT_MS,
+    choose,
+    chromium_path,
+    make_ideal_image,
+    run_attack,
+    running_app,
+    settle,
+    train_demo_model,
+)
 
 
-def attack_job(tab, base: str) -> dict:
-    tab.goto(f"{base}/Adversarial")
-    tab.get_by_role("button", name="Attack").wait_for()
-    settle(tab)
-    tab.get_by_role("button", name="Attack").click()
-    verdict = tab.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').filter(
-        has_text=re.compile(r"fooled", re.I)
-    )
-    verdict.first.wait_for(timeout=JOB_TIMEOUT_MS)
-    text = verdict.first.inner_text()
-    return {"done": True, "result": text.splitlines()[0], "correct": text.startswith("Fooled")}
+def on_page(path: str, action):
+    def job(tab, base: str) -> dict:
+        tab.goto(f"{base}/{path}")
+        return action(tab)
+
+    return job
 
 
-def train_job(tab, base: str) -> dict:
-    tab.goto(f"{base}/Transfer_learning")
-    tab.get_by_role("button", name="Train").wait_for()
-    settle(tab)
-    tab.get_by_role("button", name="Train").click()
-    metric = tab.locator('[data-testid="stMetric"]').filter(has_text="Validation accuracy")
-    metric.first.wait_for(timeout=JOB_TIMEOUT_MS)
-    value = metric.first.locator('[data-testid="stMetricValue"]').inner_text()
-    accuracy = float(value.strip().rstrip("%")) / 100
-    return {"done": True, "result": f"validation accuracy {value}", "val_acc": accuracy, "correct": accuracy > 0.6}
-
-
-HEAVY = {"ideal_image": ideal_job, "attack": attack_job, "transfer_training": train_job}
+HEAVY = {
+    "ideal_image": on_page("Ideal_images", make_ideal_image),
+    "attack": on_page("Adversarial", run_attack),
+    "transfer_training": on_page("Transfer_learning", train_demo_model),
+}
 
 
 def run_session(browser_path: str, work, base: str, out: dict, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+JOB_TIMEOUT_MS = 600_000
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -88,3 +90,45 @@ def choose(tab, label: str, option: str) -> None:
     """Pick `option` (visible text, a prefix is enough) in the select box labelled `label`."""
     tab.get_by_role("combobox", name=label, exact=True).click()
     tab.get_by_role("option").filter(has_text=option).first.click()
+
+
+# ---------------------------------------------------------------- heavy actions (browser tests and bench/load.py)
+
+
+def make_ideal_image(tab) -> dict:
+    """Ideal images page: press "Make the image" and wait for the result (its held-out rank when shown)."""
+    tab.get_by_role("button", name="Make the image").wait_for()
+    settle(tab)
+    tab.get_by_role("button", name="Make the image").click()
+    heading = tab.get_by_role("heading", name=re.compile(r"^Result: "))
+    heading.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    settle(tab, JOB_TIMEOUT_MS)
+    text = tab.locator('[data-testid="stMain"]').inner_text()
+    match = re.search(r"(efficientnet_lite\d) \(never used\): rank (\d+)", text)
+    return {"done": True, "result": heading.first.inner_text(), "held_out_rank": int(match.group(2)) if match else None,
+            "correct": heading.first.count() > 0}
+
+
+def run_attack(tab) -> dict:
+    """Adversarial page: press "Attack" with the defaults and read the verdict on the saved PNG."""
+    tab.get_by_role("button", name="Attack").wait_for()
+    settle(tab)
+    tab.get_by_role("button", name="Attack").click()
+    verdict = tab.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').filter(
+        has_text=re.compile(r"fooled", re.I)
+    )
+    verdict.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    text = verdict.first.inner_text()
+    return {"done": True, "result": text.splitlines()[0], "correct": text.startswith("Fooled")}
+
+
+def train_demo_model(tab) -> dict:
+    """Transfer page: train on the default demo set and read the validation accuracy."""
+    tab.get_by_role("button", name="Train").wait_for()
+    settle(tab)
+    tab.get_by_role("button", name="Train").click()
+    metric = tab.locator('[data-testid="stMetric"]').filter(has_text="Validation accuracy")
+    metric.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    value = metric.first.locator('[data-testid="stMetricValue"]').inner_text()
+    accuracy = float(value.strip().rstrip("%")) / 100
+    return {"done": True, "result": f"validation accuracy {value}", "val_acc": accuracy, "correct": accuracy > 0.6}

@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT
-from .live_app import CHROMIUM_ARGS, choose, chromium_path, running_app, settle
+from .live_app import (
+    CHROMIUM_ARGS,
+    choose,
+    chromium_path,
+    make_ideal_image,
+    run_attack,
+    running_app,
+    settle,
+    train_demo_model,
+)
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
@@ -105,7 +114,28 @@ def feature_maps_action(tab) -> None:
     assert "layer=blocks.1.0" in tab.url  # the view is now a shareable link
 
 
-ACTIONS: dict[str, Callable] = {"Classify": classify_action, "Feature_maps": feature_maps_action}
+def ideal_action(tab) -> None:
+    done = make_ideal_image(tab)
+    assert done["result"].startswith("Result: ") and done["held_out_rank"] is not None
+
+
+def attack_action(tab) -> None:
+    done = run_attack(tab)
+    assert done["correct"], done["result"]  # the default attack on Chelsea fools the network, judged on the PNG
+
+
+def transfer_action(tab) -> None:
+    done = train_demo_model(tab)
+    assert done["val_acc"] > 0.6, done["result"]  # well above chance on the built-in demo set
+
+
+ACTIONS: dict[str, Callable] = {
+    "Classify": classify_action,
+    "Feature_maps": feature_maps_action,
+    "Ideal_images": ideal_action,
+    "Adversarial": attack_action,
+    "Transfer_learning": transfer_action,
+}
 
 
 def test_home_page(server, page):
