@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench.timing import ms_summary  # noqa: E402
 from explain.backbones import load_backbone  # noqa: E402
 from explain.featuremaps import (  # noqa: E402
     channel_grid,
@@ -32,15 +33,6 @@ from explain.featuremaps import (  # noqa: E402
     top_channels,
 )
 from explain.images import prepare, sample_image  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summary(ms: list[float]) -> dict:
-    return {"n": len(ms), "p50_ms": round(pct(ms, 0.5), 2), "p95_ms": round(pct(ms, 0.95), 2), "max_ms": round(max(ms), 2)}
 
 
 def library_switch(backbone, recording, cropped, layer: str) -> None:
@@ -103,11 +95,11 @@ def main() -> None:
         "layers_recorded": len(recording.layers),
         "main_layers": len(main_layers),
         "recorded_megabytes": round(sum(m.numel() * 4 for m in recording.maps.values()) / 2**20, 1),
-        "record_all_layers": summary(record_ms),
-        "layer_switch_library": summary(lib_ms),
+        "record_all_layers": ms_summary(record_ms),
+        "layer_switch_library": ms_summary(lib_ms),
     }
     if not args.no_page:
-        result["layer_switch_page"] = summary(page_switches(args.rounds))
+        result["layer_switch_page"] = ms_summary(page_switches(args.rounds))
     out = ROOT / "bench" / "results" / "featuremaps.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import ms_summary  # noqa: E402
 from tests.live_app import (  # noqa: E402
     CHROMIUM_ARGS,
     JOB_TIMEOUT_MS,
@@ -97,18 +98,7 @@ def light_session(browser_path: str, base: str, out: dict, heavy_threads: list[t
         browser.close()
     loaded = [t for t, h in zip(times, during_heavy) if h]
     out["light"] = {"switches": len(times), "switches_during_heavy_jobs": len(loaded), "all_ms": [round(t) for t in times],
-                    **{f"during_heavy_{k}": v for k, v in summary(loaded).items()}, **{f"all_{k}": v for k, v in summary(times).items()}}
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)
-
-
-def summary(ms: list[float]) -> dict:
-    return {"p50_ms": pct(ms, 0.5), "p95_ms": pct(ms, 0.95), "max_ms": round(max(ms), 1) if ms else None}
+                    **{f"during_heavy_{k}": v for k, v in ms_summary(loaded).items()}, **{f"all_{k}": v for k, v in ms_summary(times).items()}}
 
 
 def main() -> None:
