@@ -103,7 +103,9 @@ def test_quantised_perturbation_is_whole_levels_inside_the_budget(eps, norm, sca
     assert torch.equal(q, q.round())
     assert ((x + q) >= 0).all() and ((x + q) <= 255).all()
     if norm == "linf":
-        assert q.abs().max() <= math.floor(eps)
+        # whole levels, never more than ε: ε = 2/255·255 = 1.9999999999999964 in floats still means 2 levels
+        assert s.budget == math.floor(eps + 1e-9) and s.budget <= eps + 1e-9
+        assert q.abs().max() <= s.budget
     else:
         assert (q.flatten(1).norm(dim=1) <= s.eps + 1e-6).all()
 
