@@ -248,25 +248,30 @@ def _remap_lite_keys(state: dict, model: nn.Module) -> dict:
     return remapped
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict:
-    """Load a checkpoint safely (weights_only) and return its state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise LensError(f"Weights file '{path}' does not exist.")
+def load_checkpoint(source: bytes | str | os.PathLike, name: str = "") -> object:
+    """torch.load with weights_only=True (tensors and plain types, no code); LensError when that fails."""
+    label = name or ("the upload" if isinstance(source, bytes) else Path(source).name)
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise LensError(f"Weights file '{source}' does not exist.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            handle = io.BytesIO(source) if isinstance(source, bytes) else source
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code, truncated files, not a checkpoint at all
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LensError(
-            f"Could not read weights file '{path.name}': it is not a plain PyTorch weights file "
+            f"Could not read weights file '{label}': it is not a plain PyTorch weights file "
             f"(only tensors are accepted, no code). Detail: {first[:200]}"
         ) from None
+
+
+def _state_dict_of(obj: object, label: str) -> dict:
+    """The state dict inside a loaded checkpoint (bare, or under "state_dict"), without DataParallel prefixes."""
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise LensError(f"Weights file '{path.name}' does not hold a state dict (a mapping of names to tensors).")
+        raise LensError(f"Weights file '{label}' does not hold a state dict (a mapping of names to tensors).")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -309,14 +314,23 @@ def load_backbone(
 
     weights_file: a state dict for this architecture given by the user (status ``file``).
     """
+    get_spec(name)  # an unknown name fails before any file is read
+    if weights_file is not None:
+        label = Path(weights_file).name
+        state = _state_dict_of(load_checkpoint(weights_file), label)
+        return _backbone_from_state(name, state, label, device)
+    return _backbone_from_state(name, None, "", device)
+
+
+def _backbone_from_state(name: str, state: dict | None, label: str, device: torch.device | str | None) -> Backbone:
+    """A registry architecture with the user's state dict (status ``file``), or with its own weights when state is None."""
     spec = get_spec(name)
     device = torch.device(device) if device is not None else default_device()
     model = build_architecture(name)
-    if weights_file is not None:
-        state = _read_state_dict(weights_file)
+    if state is not None:
         if spec.family == "efficientnet-lite" and any(k.startswith("_conv_stem") for k in state):
             state = _remap_lite_keys(state, model)
-        load_state_checked(model, state, f"file '{Path(weights_file).name}'")
+        load_state_checked(model, state, f"file '{label}'")
         source = "file"
     else:
         source = weight_status(name)
@@ -386,22 +400,23 @@ def load_model(model: str, device: torch.device | str | None = None) -> Backbone
             raise LensError(f"Weights file '{model}' does not exist.")
         import explain.transfer  # noqa: F401  (registers the loader of CNN Lens model exports)
 
-        loader = _FILE_LOADERS.get("cnnlens")
-        if loader is not None:
-            loaded = loader(path, device)
+        checkpoint = load_checkpoint(path)  # read once; every loader looks at the same object
+        for loader in _FILE_LOADERS.values():
+            loaded = loader(checkpoint, device)
             if loaded is not None:
                 return loaded
-        state = _read_state_dict(path)
-        return load_backbone(guess_architecture(state), weights_file=path, device=device)
+        state = _state_dict_of(checkpoint, path.name)
+        return _backbone_from_state(guess_architecture(state), state, path.name, device)
     return load_backbone(get_spec(model).name, device=device)
 
 
 # Other modules (transfer.py) register loaders for their own file formats here, so
-# `load_model(path)` opens a fine-tuned "my model" without this module importing them.
-_FILE_LOADERS: dict[str, Callable[[Path, torch.device | str | None], Backbone | None]] = {}
+# `load_model(path)` opens a fine-tuned "my model" without this module importing them. A loader
+# gets the checkpoint as loaded by load_checkpoint and returns None when it is not its format.
+_FILE_LOADERS: dict[str, Callable[[object, torch.device | str | None], Backbone | None]] = {}
 
 
-def register_file_loader(key: str, loader: Callable[[Path, torch.device | str | None], Backbone | None]) -> None:
+def register_file_loader(key: str, loader: Callable[[object, torch.device | str | None], Backbone | None]) -> None:
     _FILE_LOADERS[key] = loader
 
 

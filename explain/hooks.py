@@ -127,10 +127,3 @@ def record_feature_maps(model: nn.Module, x: torch.Tensor) -> Recording:
         layers.append(LayerInfo(name, type(modules[name]).__name__, shape, not (ancestors & listed)))
     maps = {name: outs[name][0].detach().float().cpu() for name in order}
     return Recording(layers, maps, logits.detach().cpu())
-
-
-def record_activations(model: nn.Module, x: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
-    """Outputs of the given layers (or every module) for input x, detached, on the CPU, in call order."""
-    with torch.no_grad(), hooked(model, layers) as outs:
-        model(x)
-    return {name: out.cpu() for name, out in outs.items()}

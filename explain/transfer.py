@@ -21,7 +21,6 @@ import os
 import stat
 import time
 import unicodedata
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from explain.backbones import (
     Preprocess,
     build_architecture,
     get_spec,
+    load_checkpoint,
     load_state_checked,
     register_file_loader,
 )
@@ -1116,20 +1116,16 @@ def import_model(source: bytes | str | os.PathLike, device: torch.device | str |
 
 
 def _read_payload(source: bytes | str | os.PathLike) -> dict | None:
-    label = "the upload" if isinstance(source, bytes) else f"'{Path(source).name}'"
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise LensError(f"Could not open '{Path(source).name}': no such file.")
     try:
-        handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
-    except OSError as exc:
-        raise LensError(f"Could not open {label}: {exc.strerror}.") from None
-    try:
-        with handle, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
-            obj = torch.load(handle, map_location="cpu", weights_only=True)
-    except Exception:  # pickles with code, truncated files, anything else: not our export
+        return _as_payload(load_checkpoint(source))
+    except LensError:  # pickles with code, truncated files, anything else: not our export
         return None
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return obj
-    return None
+
+
+def _as_payload(obj: object) -> dict | None:
+    return obj if isinstance(obj, dict) and obj.get("format") == FORMAT else None
 
 
 def _payload_backbone(payload: dict, device: torch.device | str | None, name: str = "") -> Backbone:
@@ -1160,8 +1156,8 @@ def _payload_backbone(payload: dict, device: torch.device | str | None, name: st
     )
 
 
-def _file_loader(path: Path, device: torch.device | str | None) -> Backbone | None:
-    payload = _read_payload(path)
+def _file_loader(checkpoint: object, device: torch.device | str | None) -> Backbone | None:
+    payload = _as_payload(checkpoint)
     return None if payload is None else _payload_backbone(payload, device)
 
 
