@@ -1,9 +1,13 @@
 """CNN Lens: see what a convolutional network does. Run with `streamlit run app.py`."""
 
+import logging
+
 import streamlit as st
 
 from explain.ui import sidebar
 from explain.ui.i18n import t
+
+log = logging.getLogger("cnn_lens")
 
 st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
 
@@ -40,6 +44,29 @@ def home() -> None:
 pages = [st.Page(home, title=t("Home"), icon="🔍", default=True)] + [
     st.Page(path, title=t(title), icon=icon) for path, title, icon, _ in LESSONS
 ]
+
+
+def guarded(run, where: str) -> None:
+    """Run the sidebar or a page; a bug shows one friendly line, its traceback goes to the server log only.
+
+    st.stop/st.rerun/st.switch_page raise BaseExceptions and pass through; a fragment's error was shown already.
+    """
+    from streamlit.errors import FragmentHandledException
+
+    try:
+        run()
+    except FragmentHandledException:
+        raise
+    except Exception:
+        log.exception("unexpected error in %s", where)
+        st.error(
+            t(
+                "Something went wrong on this page. Your results so far are kept: change a setting or reload the page. "
+                "If it happens again, tell your teacher (the details are in the server log)."
+            )
+        )
+
+
 navigation = st.navigation(pages)
-sidebar()
-navigation.run()
+guarded(sidebar, "the sidebar")
+guarded(navigation.run, f"the page {navigation.title}")

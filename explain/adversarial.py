@@ -26,6 +26,7 @@ from explain.backbones import Backbone
 from explain.classify import ClassScore, classify_images, predict_probs, top_classes
 from explain.errors import LensError
 from explain.images import decode_image, encode_png, prepare
+from explain.limits import MAX_ATTACK_STEPS as MAX_STEPS
 
 METHODS: dict[str, str] = {
     "fgsm": "FGSM: one step of size ε along the sign of the gradient",
@@ -33,7 +34,6 @@ METHODS: dict[str, str] = {
     "mifgsm": "MI-FGSM: PGD with momentum and input diversity (fools other networks more often)",
 }
 NORMS = ("linf", "l2")
-MAX_STEPS = 1000
 
 
 @dataclass(frozen=True)

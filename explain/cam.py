@@ -21,6 +21,7 @@ from explain.backbones import Backbone
 from explain.errors import LensError
 from explain.featuremaps import COLORMAPS, colorize
 from explain.hooks import LayerInfo, hooked, record_feature_maps
+from explain.limits import MAX_SMOOTHGRAD_SAMPLES
 
 METHODS: dict[str, str] = {
     "gradcam": "Grad-CAM",
@@ -262,8 +263,8 @@ def compute_cam(
         up = F.interpolate(_min_max(raw)[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
         maps = _min_max(up.clamp(min=0))
     else:
-        if samples < 1 and method == "smoothgrad":
-            raise LensError("SmoothGrad needs at least 1 noisy sample.")
+        if method == "smoothgrad" and not 1 <= samples <= MAX_SMOOTHGRAD_SAMPLES:
+            raise LensError(f"SmoothGrad takes 1 to {MAX_SMOOTHGRAD_SAMPLES} noisy samples (got {samples}).")
         with torch.no_grad():
             probs = torch.cat(
                 [backbone.logits(x01[s : s + batch_size]).float().softmax(1) for s in range(0, n, max(1, batch_size))]

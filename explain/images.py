@@ -15,9 +15,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from explain.backbones import Preprocess
 from explain.errors import LensError
-
-MAX_PIXELS = 40_000_000  # refuse larger images before decoding them whole (decompression bombs)
-MAX_BYTES = 50 * 1024 * 1024
+from explain.limits import MAX_IMAGE_BYTES as MAX_BYTES  # the caps live in explain/limits.py; importable from here too
+from explain.limits import MAX_IMAGE_PIXELS as MAX_PIXELS
 
 INTERPOLATIONS: dict[str, int] = {
     "nearest": cv2.INTER_NEAREST,

@@ -24,6 +24,7 @@ from explain.backbones import Backbone
 from explain.errors import LensError
 from explain.hooks import hooked
 from explain.images import to_image
+from explain.limits import MAX_IDEAL_BATCH, MAX_IDEAL_SIZE, MAX_IDEAL_STEPS, MIN_IDEAL_SIZE
 
 METHODS = ("pixels", "fft")
 OBJECTIVES = ("logprob", "logit", "margin")
@@ -328,16 +329,16 @@ def check_settings(settings: IdealSettings) -> None:
         raise LensError(f"Unknown method '{settings.method}'. Choose one of: {', '.join(METHODS)}.")
     if settings.objective not in OBJECTIVES:
         raise LensError(f"Unknown objective '{settings.objective}'. Choose one of: {', '.join(OBJECTIVES)}.")
-    if settings.steps < 1:
-        raise LensError("Steps must be 1 or more.")
-    if not 32 <= settings.size <= 1024:
-        raise LensError(f"Image size {settings.size} is out of range: choose 32..1024 pixels.")
+    if not 1 <= settings.steps <= MAX_IDEAL_STEPS:
+        raise LensError(f"Steps must be from 1 to {MAX_IDEAL_STEPS} (the limit on this server); got {settings.steps}.")
+    if not MIN_IDEAL_SIZE <= settings.size <= MAX_IDEAL_SIZE:
+        raise LensError(f"Image size {settings.size} is out of range: choose {MIN_IDEAL_SIZE}..{MAX_IDEAL_SIZE} pixels.")
     if settings.lr <= 0:
         raise LensError("The learning rate must be positive.")
     if min(settings.tv, settings.l2, settings.blur) < 0:
         raise LensError("Regulariser weights (TV, L2, blur) cannot be negative.")
-    if settings.batch < 1:
-        raise LensError("The batch of augmented copies must be 1 or more.")
+    if not 1 <= settings.batch <= MAX_IDEAL_BATCH:
+        raise LensError(f"The batch of augmented copies must be from 1 to {MAX_IDEAL_BATCH}.")
     if settings.jitter + settings.jitter // 2 >= settings.size + 2 * settings.pad - 8:
         raise LensError("Jitter is too large for this image size.")
     if not 0 < settings.scale[0] <= settings.scale[1]:

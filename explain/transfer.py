@@ -44,14 +44,18 @@ from explain.backbones import (
 )
 from explain.errors import LensError
 from explain.images import MAX_BYTES, decode_image, prepare, sample_image, to_tensor
+from explain.limits import (
+    MAX_DATASET_IMAGES,
+    MAX_EPOCHS,
+    MAX_STORED_SIDE,
+    ZIP_MAX_ENTRIES,
+    ZIP_MAX_RATIO,
+    ZIP_MAX_TOTAL_BYTES,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MIN_IMAGES_PER_CLASS = 5  # at least one for validation and a few to learn from
-MAX_IMAGES = 5000  # uploads live in memory
-MAX_STORED_SIDE = 320  # shorter side kept in memory; every registry input is smaller
-ZIP_MAX_ENTRIES = 20_000
-ZIP_MAX_TOTAL_BYTES = 1024 * 1024 * 1024
-ZIP_MAX_RATIO = 200  # a higher compression ratio than this is a zip bomb, not photos
+MAX_IMAGES = MAX_DATASET_IMAGES  # the caps live in explain/limits.py; these names stay importable from here
 SUBSETS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 LARGE_PER_CLASS = 500  # from this many images per class, a dataset counts as "large"
 FORMAT = "cnn-lens-model"
@@ -600,6 +604,8 @@ class TrainConfig:
             raise LensError(f"Unknown head '{self.head}'. Choose one of: {', '.join(HEADS)}.")
         if self.epochs < 1 and self.strategy != "classifier":
             raise LensError("Train for at least 1 epoch.")
+        if self.epochs > MAX_EPOCHS or self.head_epochs > MAX_EPOCHS:
+            raise LensError(f"Train for at most {MAX_EPOCHS} epochs (the limit on this server).")
         if self.head_epochs < 0:
             raise LensError("Head-only epochs cannot be negative.")
         if self.batch_size < 2:

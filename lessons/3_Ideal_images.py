@@ -8,6 +8,7 @@ import streamlit as st
 from explain.backbones import REGISTRY, weight_status
 from explain.errors import LensError
 from explain.images import encode_png
+from explain.limits import MAX_IDEAL_BATCH, MAX_IDEAL_GALLERY, MAX_IDEAL_STEPS
 from explain.synthesis import PRESETS, channel_layers, channel_target, ideal_image, second_opinion
 from explain.synthesis import Target as IdealTarget
 from explain.ui import backbone_by_name, class_picker, current_backbone, run_safely
@@ -15,6 +16,7 @@ from explain.ui.classroom import lesson_panel, url_state
 from explain.ui.i18n import t
 from explain.ui.ideal import curves
 from explain.ui.jobs import heavy_job
+from explain.ui.limits import copies_limit, gallery_limit, limits_caption, steps_limit
 
 PRESET_TITLES = {"course": "Course recipe (pixels + TV)", "clear": "Clear (FFT + robustness)"}
 _ids = itertools.count()
@@ -82,7 +84,7 @@ base = PRESETS[preset_name]
 with st.expander(t("Advanced settings")):
     k = f"ideal_{preset_name}_"  # each preset keeps its own knob values
     a1, a2, a3, a4 = st.columns(4)
-    steps = a1.number_input(t("Steps"), 1, 2000, base.steps, key=k + "steps")
+    steps = a1.number_input(t("Steps"), 1, MAX_IDEAL_STEPS, base.steps, key=k + "steps")
     lr = a2.number_input(t("Learning rate"), 0.0005, 1.0, base.lr, format="%.4f", key=k + "lr")
     size = a3.select_slider(t("Image size"), [64, 96, 128, 160, 192, 224, 256, 320], base.size, key=k + "size")
     seed = a4.number_input(t("Seed"), 0, 10**6, base.seed, key=k + "seed")
@@ -90,13 +92,14 @@ with st.expander(t("Advanced settings")):
     tv = b1.number_input(t("TV weight"), 0.0, 100.0, base.tv, format="%.3f", key=k + "tv", help=t("Total variation: how much neighbouring pixels must agree."))
     l2 = b2.number_input(t("L2 weight"), 0.0, 100.0, base.l2, format="%.3f", key=k + "l2")
     blur = b3.number_input(t("Blur weight"), 0.0, 100.0, base.blur, format="%.3f", key=k + "blur")
-    batch = b4.number_input(t("Augmented copies per step"), 1, 16, base.batch, key=k + "batch")
+    batch = b4.number_input(t("Augmented copies per step"), 1, MAX_IDEAL_BATCH, base.batch, key=k + "batch")
     r1, r2, r3, r4 = st.columns(4)
     jitter = r1.number_input(t("Jitter (pixels)"), 0, 64, base.jitter, key=k + "jitter")
     scale = r2.slider(t("Random scale"), 0.5, 2.0, base.scale, step=0.05, key=k + "scale")
     rotate = r3.number_input(t("Random rotation (± degrees)"), 0.0, 90.0, base.rotate, key=k + "rotate")
     net_size = r4.number_input(t("Network input side (0 = as is)"), 0, 512, base.net_size, key=k + "net_size")
     preview_every = st.slider(t("Preview every N steps"), 1, 50, 8, key="ideal_preview_every")
+    limits_caption(steps_limit(MAX_IDEAL_STEPS), copies_limit(), gallery_limit())
 settings = replace(
     base, steps=int(steps), lr=float(lr), size=int(size), seed=int(seed), tv=float(tv), l2=float(l2), blur=float(blur),
     batch=int(batch), jitter=int(jitter), scale=tuple(scale), rotate=float(rotate), net_size=int(net_size),
@@ -148,6 +151,12 @@ def gallery_entry(preset: str, target: IdealTarget, image, history, seconds, ste
     return entry
 
 
+def keep_in_gallery(entry: dict) -> None:
+    gallery = state["ideal_gallery"]
+    gallery.append(entry)
+    del gallery[:-MAX_IDEAL_GALLERY]  # bounded memory per session: the oldest images go first
+
+
 def run_job(job: dict) -> None:
     job["started"] = True
     target_now: IdealTarget = job["target"]
@@ -182,7 +191,7 @@ def run_job(job: dict) -> None:
             break
         entry = gallery_entry(preset, target_now, result.image, result.history, result.seconds, result.steps_done,
                               run_settings.steps, result.stopped, result.prob, result.rank)
-        state["ideal_gallery"].append(entry)
+        keep_in_gallery(entry)
         made.append(entry["id"])
         job["partial"] = None
         if result.stopped:
@@ -202,7 +211,7 @@ def keep_interrupted(job: dict) -> None:
     if partial is not None:
         entry = gallery_entry(partial["preset"], job["target"], partial["image"], partial.get("history", {}), 0.0, partial["step"],
                               partial["steps"], True, partial["prob"], None)
-        state["ideal_gallery"].append(entry)
+        keep_in_gallery(entry)
         state["ideal_last"] = entry["id"]
     state.pop("ideal_job", None)
     state["ideal_stop"] = False

@@ -5,6 +5,7 @@ import streamlit as st
 
 from explain.adversarial import METHODS, AttackSettings, attack_images, perturbation_image
 from explain.classify import classify_images
+from explain.limits import MAX_ATTACK_STEPS
 from explain.ui import (
     backbone_and_photo,
     backbone_by_name,
@@ -18,6 +19,7 @@ from explain.ui.cam import cam_gallery
 from explain.ui.classroom import lesson_panel, url_state
 from explain.ui.i18n import t
 from explain.ui.jobs import heavy_job
+from explain.ui.limits import limits_caption, steps_limit
 from explain.ui.plots import topk_bar
 
 CATS = range(281, 286)  # tabby … Egyptian cat
@@ -52,7 +54,10 @@ method = c2.selectbox(t("Method"), list(METHODS), format_func=lambda m: t(METHOD
 
 c3, c4 = st.columns(2)
 eps = c3.slider(t("ε: the most any pixel may change (grey levels, /255)"), 1, 16, 2, key="adv_eps")
-steps = c4.slider(t("Steps"), 1, 100, 10, key="adv_steps", disabled=method == "fgsm", help=t("FGSM always takes one step."))
+steps = c4.number_input(
+    t("Steps"), 1, MAX_ATTACK_STEPS, 10, key="adv_steps", disabled=method == "fgsm", help=t("FGSM always takes one step.")
+)
+limits_caption(steps_limit(MAX_ATTACK_STEPS), where=c4)
 with st.expander(t("More settings")):
     a1, a2, a3 = st.columns(3)
     norm = a1.radio(

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from explain.errors import LensError
+from explain.limits import MAX_EPOCHS
 from explain.transfer import (
     ADVICE_TEXT,
     HEADS,
@@ -20,6 +21,7 @@ from explain.transfer import (
     split_dataset,
 )
 from explain.ui import (
+    add_own_backbone,
     add_weights_backbone,
     backbone_by_name,
     current_backbone,
@@ -30,6 +32,7 @@ from explain.ui import (
 from explain.ui.classroom import lesson_panel
 from explain.ui.i18n import t
 from explain.ui.jobs import heavy_job
+from explain.ui.limits import epochs_limit, limits_caption, weights_limits
 from explain.ui.plots import bar_chart
 from explain.ui.transfer import confusion_heatmap, dataset_builder, prediction_grid, training_curves
 
@@ -55,6 +58,7 @@ if picked.source == "trained":
 
 with st.expander(t("Open a model file you trained before")):
     up = st.file_uploader(t("CNN Lens model file (.pt)"), type=["pt", "pth"], key="tl_upload_model")
+    limits_caption(weights_limits())
     if up is not None and st.session_state.get("tl_uploaded", (None,))[0] != up.file_id:
         opened = run_safely(add_weights_backbone, up.name, up.getvalue())
         st.session_state["tl_uploaded"] = (up.file_id, opened)
@@ -124,7 +128,8 @@ blocks = len(anatomy_of(backbone.base or backbone.name, backbone.model).blocks)
 s1, s2, s3 = st.columns(3)
 head = s1.selectbox(t("New head"), list(HEADS), format_func=lambda h: t(HEADS[h]), key="tl_head", disabled=strategy == "classifier")
 unfreeze = s2.slider(t("Blocks to unfreeze (from the last)"), 1, max(1, blocks), key="tl_unfreeze", disabled=strategy != "finetune" or blocks < 1)
-epochs = s3.number_input(t("Epochs"), 1, 100, 10, key="tl_epochs", disabled=strategy == "classifier")
+epochs = s3.number_input(t("Epochs"), 1, MAX_EPOCHS, 10, key="tl_epochs", disabled=strategy == "classifier")
+limits_caption(epochs_limit(), where=s3)
 s4, s5, s6 = st.columns(3)
 lr = s4.select_slider(t("Head learning rate"), [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="tl_lr", disabled=strategy == "classifier")
 backbone_lr = s5.select_slider(
@@ -134,7 +139,7 @@ backbone_lr = s5.select_slider(
 augment = s6.toggle(t("Augmentation"), key="tl_augment", disabled=strategy == "classifier",
                     help=t("RandomResizedCrop + RandomHorizontalFlip each epoch. Without it the frozen part runs once and training takes seconds."))
 head_epochs = st.number_input(
-    t("Epochs for the head alone before unfreezing"), 0, 50, 5, key="tl_head_epochs", disabled=strategy != "finetune",
+    t("Epochs for the head alone before unfreezing"), 0, MAX_EPOCHS, 5, key="tl_head_epochs", disabled=strategy != "finetune",
     help=t("The course's recipe: train the new head on frozen features first, then fine-tune the blocks with it."),
 )
 config = TrainConfig(strategy=strategy, head=head, unfreeze=int(unfreeze), epochs=int(epochs), head_epochs=int(head_epochs), lr=float(lr), backbone_lr=float(backbone_lr), augment=bool(augment))
@@ -238,7 +243,7 @@ else:
 st.header(t("6. My model"))
 model_name = st.text_input(t("Name in the backbone list"), value=t("my model"), key="tl_model_name").strip() or t("my model")
 own = replace(result.backbone, name=model_name)
-custom_backbones()[model_name] = own
+add_own_backbone(model_name, own)
 st.success(
     t("**{name}** is now in the sidebar's backbone list: look at its feature maps, its ideal images of your classes, attack it, or see its Grad-CAM.", name=model_name)
 )

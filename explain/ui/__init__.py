@@ -17,8 +17,10 @@ import torch
 from explain.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, default_device, load_backbone, weight_status
 from explain.errors import LensError
 from explain.images import SAMPLES, decode_image, sample_image
+from explain.limits import MAX_SESSION_MODELS
 from explain.ui.classroom import classroom_controls, error_text, forget_url, url_state
 from explain.ui.i18n import t
+from explain.ui.limits import image_limits, limits_caption, weights_limits
 
 STATUS_BADGE = {"offline": "🟢 offline", "cached": "🔵 cached", "file": "🟣 file", "download": "⚪ download"}
 
@@ -32,6 +34,15 @@ def cached_backbone(name: str) -> Backbone:
 def custom_backbones() -> dict[str, Backbone]:
     """This session's own models (fine-tuned or loaded from a file), never shared between users."""
     return st.session_state.setdefault("custom_backbones", {})
+
+
+def add_own_backbone(name: str, backbone: Backbone) -> None:
+    """Keep a model of this session under `name`; past MAX_SESSION_MODELS the oldest one not in use is dropped."""
+    own = custom_backbones()
+    own[name] = backbone
+    in_use = {name, st.session_state.get("backbone"), st.session_state.get("backbone_pending")}
+    for old in [n for n in own if n not in in_use][: max(0, len(own) - MAX_SESSION_MODELS)]:
+        del own[old]  # each model is a whole network in memory: a session cannot pile them up
 
 
 def backbone_by_name(name: str) -> Backbone:
@@ -91,6 +102,7 @@ def sidebar() -> None:
 def weights_file_loader() -> None:
     """Upload a .pth/.pt state dict (or a CNN Lens model file); it becomes a backbone of this session only."""
     up = st.file_uploader(t("Weights file (.pth, .pt)"), type=["pth", "pt", "bin", "ckpt"], key="weights_upload")
+    limits_caption(weights_limits())
     if up is None or st.session_state.get("weights_loaded") == up.file_id:
         return
     try:
@@ -119,7 +131,7 @@ def add_weights_backbone(filename: str, data: bytes) -> str:
         os.unlink(path)  # nothing of the upload stays on the server's disk
     name = f"{filename} ({backbone.base})"
     backbone.name = name
-    custom_backbones()[name] = backbone
+    add_own_backbone(name, backbone)
     return name
 
 
@@ -161,6 +173,7 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
         up = st.file_uploader(
             t("Image file"), type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"], key=f"{key}_upload"
         )
+        limits_caption(image_limits())
         if up is not None:
             try:
                 st.session_state[key] = (up.name, decode_image(up.getvalue(), name=up.name))

@@ -20,9 +20,11 @@ from explain.backbones import Backbone
 from explain.cam import LAYER_METHODS, METHODS, CamResult, compute_cam, default_layer, map_layers, overlay_cam
 from explain.featuremaps import COLORMAPS
 from explain.images import prepare, to_image
+from explain.limits import MAX_SMOOTHGRAD_SAMPLES
 from explain.ui import run_safely
 from explain.ui.classroom import url_state
 from explain.ui.i18n import t
+from explain.ui.limits import limits_caption, samples_limit
 
 _CACHE_SIZE = 24
 
@@ -87,7 +89,8 @@ def cam_controls(backbone: Backbone, key: str, show_layer: bool = True) -> CamSe
             c2.toggle(t("All layers"), key=f"{key}_all_layers")
     samples = 16
     if method == "smoothgrad":
-        samples = c2.slider(t("Noisy copies"), 2, 50, 16, key=f"{key}_samples")
+        samples = c2.slider(t("Noisy copies"), 2, MAX_SMOOTHGRAD_SAMPLES, 16, key=f"{key}_samples")
+        limits_caption(samples_limit(), where=c2)
     alpha = c3.slider(t("Overlay strength"), 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
     cmaps = ["jet"] + [c for c in COLORMAPS if c not in ("gray", "jet")]  # jet first: "red = evidence"
     cmap = c3.selectbox(t("Colour map"), cmaps, key=f"{key}_cmap")

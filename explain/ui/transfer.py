@@ -21,6 +21,7 @@ from explain.transfer import (
 )
 from explain.ui import show_error
 from explain.ui.i18n import t
+from explain.ui.limits import dataset_limits, image_limits, limits_caption
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -108,6 +109,7 @@ def dataset_builder() -> ImageSet | None:
             return _cached("demo", _signature(name, per_class), lambda: demo_dataset(name, per_class))
         if source == "zip":
             up = st.file_uploader(t("Zip file"), type=["zip"], key="tl_zip")
+            limits_caption(dataset_limits(), image_limits())
             if up is None:
                 st.caption(t("Make a zip with one folder per class, for example cats/1.jpg, dogs/1.jpg (train/ and val/ folders also work)."))
                 return None
@@ -134,6 +136,7 @@ def _class_uploads() -> ImageSet | None:
         if entries:
             files.setdefault(name or t("class {n}", n=i + 1), []).extend(entries)
         ids.append((name, [u.file_id for u in ups or []], len(taken)))
+    limits_caption(dataset_limits(), image_limits())
     with st.expander(t("Add photos with the camera")):
         target = st.selectbox(t("Add to class"), list(range(int(count))), format_func=lambda i: st.session_state.get(f"tl_cname_{i}", str(i + 1)), key="tl_cam_class")
         shot = st.camera_input(t("Take a photo"), key="tl_cam")

@@ -1,0 +1,37 @@
+"""Every cap that bounds what one user (one session, one command) can make the server hold or compute.
+
+One place, so the library's checks, the pages' captions and `.streamlit/config.toml` agree. Each cap is
+enforced by the library (a LensError naming the cap) and stated on the page where it applies
+(explain/ui/limits.py). Imports nothing: every module may import it.
+"""
+
+from __future__ import annotations
+
+# --- uploads and images ------------------------------------------------------------------------
+MAX_UPLOAD_MB = 50  # Streamlit refuses bigger uploads before they reach the app: must equal config.toml's maxUploadSize
+MAX_IMAGE_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # an image file bigger than an upload cannot come from the app either
+MAX_IMAGE_PIXELS = 40_000_000  # 40 MP decode to 120 MB of RGB; checked from the header before decoding (decompression bombs)
+
+# --- ideal images (explain/synthesis.py) -------------------------------------------------------
+MAX_IDEAL_STEPS = 2000  # ~3 min on 2 CPU cores at 224 px; more only keeps one of the few heavy-job slots busy
+MIN_IDEAL_SIZE = 32  # smaller than the network's first strides leaves nothing to optimise
+MAX_IDEAL_SIZE = 1024  # activations and their gradients grow with the square of the side
+MAX_IDEAL_BATCH = 16  # augmented copies per step: memory grows with each copy
+
+# --- adversarial attacks (explain/adversarial.py) ----------------------------------------------
+MAX_ATTACK_STEPS = 1000  # PGD converges in tens of steps; a thousand is already far past useful
+
+# --- class maps (explain/cam.py) ---------------------------------------------------------------
+MAX_SMOOTHGRAD_SAMPLES = 50  # each noisy copy is one more forward and backward pass
+
+# --- transfer learning (explain/transfer.py) ---------------------------------------------------
+MAX_EPOCHS = 200  # a small dataset's head learns in tens of epochs; keeps one training job from holding a slot for hours
+MAX_DATASET_IMAGES = 5000  # uploads live in memory (at MAX_STORED_SIDE: ~300 KB each, ~1.5 GB in all)
+MAX_STORED_SIDE = 320  # shorter side kept in memory; every registry input is smaller
+ZIP_MAX_ENTRIES = 20_000  # the central directory alone of a zip with millions of tiny entries fills memory
+ZIP_MAX_TOTAL_BYTES = 1024 * 1024 * 1024  # what a zip may unpack to, summed over its entries
+ZIP_MAX_RATIO = 200  # a higher compression ratio than this is a zip bomb, not photos
+
+# --- one session -------------------------------------------------------------------------------
+MAX_SESSION_MODELS = 4  # own models (uploaded weights, trained) kept per session; each holds a whole network
+MAX_IDEAL_GALLERY = 24  # ideal images kept per session (with their curves); the oldest go first
