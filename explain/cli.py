@@ -30,10 +30,27 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
 
 
+def _device(text: str | None):
+    """--device as a torch.device; a LensError for a name torch does not know or a GPU this machine lacks."""
+    import torch
+
+    if text is None:
+        return None
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise LensError(f"Unknown device '{text}'. Use cpu or cuda.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LensError(f"--device {text}: this machine has no CUDA GPU. Use --device cpu.")
+    if device.type not in ("cpu", "cuda"):
+        raise LensError(f"Device '{text}' is not supported here. Use cpu or cuda.")
+    return device
+
+
 def _load(args):
     from explain.backbones import load_model
 
-    return load_model(args.model, device=args.device)
+    return load_model(args.model, device=_device(args.device))
 
 
 def _read_images(paths: list[str], fields: dict) -> tuple[list[dict], list, list[int]]:
@@ -462,8 +479,15 @@ VERBS: dict[str, tuple[str, Callable, Callable]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (a bad option or value) as one line too; the usage is in --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m explain", description="CNN Lens: see what a convolutional network does.")
+    parser = _Parser(prog="python -m explain", description="CNN Lens: see what a convolutional network does.")
     sub = parser.add_subparsers(dest="verb", required=True)
     for name, (help_text, add_args, _) in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -481,7 +505,10 @@ def _emit(args, data, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help (0) or a usage error (2), already printed
+        return done.code if isinstance(done.code, int) else 2
     _, _, run = VERBS[args.verb]
     try:
         data, text = run(args)
