@@ -105,10 +105,8 @@ def weights_file_loader() -> None:
     limits_caption(weights_limits())
     if up is None or st.session_state.get("weights_loaded") == up.file_id:
         return
-    try:
-        name = add_weights_backbone(up.name, up.getvalue())
-    except LensError as exc:
-        show_error(exc)
+    name = run_safely(add_weights_backbone, up.name, up.getvalue())
+    if name is None:
         return
     st.session_state["weights_loaded"] = up.file_id
     st.session_state["backbone_pending"] = name  # the picker above is already drawn: apply on the rerun
@@ -152,6 +150,17 @@ def image_key(image: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:16] + f"{image.shape}"
 
 
+def keep_photo(key: str, name: str, data: bytes) -> bool:
+    """Decode an uploaded photo into the session under `key`; a bad file shows st.error and leaves no photo."""
+    try:
+        st.session_state[key] = (name, decode_image(data, name=name))
+        return True
+    except LensError as exc:
+        show_error(exc)
+        st.session_state.pop(key, None)  # the page must not go on with the photo before
+        return False
+
+
 def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np.ndarray] | None:
     """Pick a photo from the samples, an upload, or the camera. Returns (label, RGB uint8) or None.
 
@@ -175,20 +184,13 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
         )
         limits_caption(image_limits())
         if up is not None:
-            try:
-                st.session_state[key] = (up.name, decode_image(up.getvalue(), name=up.name))
-            except LensError as exc:
-                show_error(exc)
-                st.session_state.pop(key, None)
+            keep_photo(key, up.name, up.getvalue())
         else:
             st.session_state.pop(key, None)
     else:
         shot = st.camera_input(t("Take a photo"), key=f"{key}_camera")
         if shot is not None:
-            try:
-                st.session_state[key] = ("camera", decode_image(shot.getvalue(), name="camera"))
-            except LensError as exc:
-                show_error(exc)
+            keep_photo(key, "camera", shot.getvalue())
         else:
             st.session_state.pop(key, None)
     return st.session_state.get(key)

@@ -113,8 +113,17 @@ def dataset_builder() -> ImageSet | None:
             if up is None:
                 st.caption(t("Make a zip with one folder per class, for example cats/1.jpg, dogs/1.jpg (train/ and val/ folders also work)."))
                 return None
-            return _cached("zip", _signature(up.file_id, up.size), lambda: dataset_from_zip(up.getvalue(), up.name))
+            return zip_dataset(up.name, up.getvalue(), up.file_id)
         return _class_uploads()
+    except LensError as exc:
+        show_error(exc)
+        return None
+
+
+def zip_dataset(name: str, data: bytes, file_id: str = "") -> ImageSet | None:
+    """The dataset in an uploaded zip (decoded once per upload); a bad zip shows st.error and gives None."""
+    try:
+        return _cached("zip", _signature(file_id or name, len(data)), lambda: dataset_from_zip(data, name))
     except LensError as exc:
         show_error(exc)
         return None
