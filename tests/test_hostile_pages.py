@@ -19,14 +19,14 @@ from explain import limits as L
 from .conftest import ROOT
 
 TIMEOUT = 180
-PAGES = [
-    "lessons/1_Classify.py",
-    "lessons/2_Feature_maps.py",
-    "lessons/3_Ideal_images.py",
-    "lessons/4_Adversarial.py",
-    "lessons/5_Grad-CAM.py",
-    "lessons/6_Transfer_learning.py",
-]
+PAGES = {  # page: a widget its last section draws, so the page was run to its end
+    "lessons/1_Classify.py": ("selectbox", "classify_interp"),
+    "lessons/2_Feature_maps.py": ("selectbox", "fm_deep"),
+    "lessons/3_Ideal_images.py": ("button", "ideal_run"),
+    "lessons/4_Adversarial.py": ("button", "adv_run"),
+    "lessons/5_Grad-CAM.py": ("download_button", "gc_dl_png"),
+    "lessons/6_Transfer_learning.py": ("button", "tl_train"),
+}
 GARBAGE = {
     "numbers": {"class": "99999", "channel": "-1", "layer": "blocks.99", "sample": "42", "backbone": "1000",
                 "preset": "0", "method": "-5", "lang": "1", "presenter": "2"},
@@ -58,6 +58,8 @@ def test_a_garbage_link_opens_the_page_with_defaults(page, garbage):
     at = open_app(page, **GARBAGE[garbage])
     assert not at.exception, at.exception
     assert not [e.value for e in at.error]  # sane defaults, nothing to complain about
+    kind, key = PAGES[page]
+    assert any(w.key == key for w in at.get(kind)), f"{page} stopped before {key}"
     assert at.sidebar.selectbox[0].value == "efficientnet_lite0"
     assert at.query_params.get("lang") == "en" and at.title[0].value.isascii()
     for key in ("ideal_class", "adv_target", "gc_target"):
@@ -274,3 +276,41 @@ def test_a_bad_weights_file_in_the_sidebar_is_an_st_error(weights_cases, case):
     assert at.session_state["added"] is None and not at.session_state["custom_backbones"]
     assert at.sidebar.selectbox[0].value == "efficientnet_lite0"
     assert not os.path.exists(MARKER)  # nothing in the file was run
+
+
+# ---------------------------------------------------------------- the caps, stated where they apply
+
+
+def _captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def test_the_caps_are_stated_under_the_widgets_they_bound():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert f"{L.MAX_SESSION_MODELS} own models per session" in _captions(at)  # sidebar: weights file uploader
+    at.switch_page("lessons/1_Classify.py").run()
+    at.radio(key="image_source").set_value("upload").run()
+    assert not at.exception
+    assert f"Limits on this server: images up to {L.MAX_IMAGE_PIXELS // 10**6} megapixels and {L.MAX_UPLOAD_MB} MB." in _captions(at)
+    at.radio(key="image_source").set_value("sample").run()
+
+    at.switch_page("lessons/3_Ideal_images.py").run()
+    assert at.number_input(key="ideal_clear_steps").max == L.MAX_IDEAL_STEPS
+    assert at.number_input(key="ideal_clear_batch").max == L.MAX_IDEAL_BATCH
+    assert f"up to {L.MAX_IDEAL_STEPS} steps" in _captions(at)
+
+    at.switch_page("lessons/4_Adversarial.py").run()
+    assert at.number_input(key="adv_steps").max == L.MAX_ATTACK_STEPS
+    assert f"up to {L.MAX_ATTACK_STEPS} steps" in _captions(at)
+
+    at.switch_page("lessons/5_Grad-CAM.py").run()
+    at.selectbox(key="gc_method").set_value("smoothgrad").run()
+    assert at.slider(key="gc_samples").max == L.MAX_SMOOTHGRAD_SAMPLES
+    assert f"up to {L.MAX_SMOOTHGRAD_SAMPLES} noisy copies" in _captions(at)
+
+    at.switch_page("lessons/6_Transfer_learning.py").run()
+    assert at.number_input(key="tl_epochs").max == L.MAX_EPOCHS == at.number_input(key="tl_head_epochs").max
+    assert f"up to {L.MAX_EPOCHS} epochs" in _captions(at)
+    at.radio(key="tl_source").set_value("zip").run()
+    assert f"at most {L.MAX_DATASET_IMAGES} images in all" in _captions(at)
+    assert not at.exception and not at.error
