@@ -132,3 +132,37 @@ def test_a_session_keeps_a_bounded_number_of_own_models():
     kept = list(at.session_state["custom_backbones"])
     n = L.MAX_SESSION_MODELS + 3
     assert len(kept) == L.MAX_SESSION_MODELS and "mine 0" in kept and f"mine {n - 1}" in kept
+
+
+def test_cap_errors_read_in_korean(lite0, monkeypatch):
+    import re
+
+    from explain import transfer as T
+    from explain.cam import compute_cam
+    from explain.ui.classroom import error_text
+
+    monkeypatch.setattr(T, "ZIP_MAX_ENTRIES", 0)
+    attempts = [
+        lambda: _ideal(steps=L.MAX_IDEAL_STEPS + 1),
+        lambda: _ideal(batch=L.MAX_IDEAL_BATCH + 1),
+        lambda: _attack(steps=L.MAX_ATTACK_STEPS + 1),
+        lambda: _train(epochs=L.MAX_EPOCHS + 1),
+        lambda: compute_cam(lite0, torch.rand(1, 3, 32, 32), targets=1, method="smoothgrad", samples=10**6),
+        lambda: T.dataset_from_zip(b"not a zip", "class photos.zip"),
+        lambda: T.dataset_from_zip(_one_entry_zip(), "big.zip"),
+    ]
+    for call in attempts:
+        with pytest.raises(LensError) as caught:
+            call()
+        korean = error_text(caught.value, "ko")
+        assert re.search(r"[\uac00-\ud7a3]", korean), str(caught.value)
+        assert all(n in korean for n in re.findall(r"\d+", str(caught.value))), korean  # the numbers are kept
+
+
+def _one_entry_zip() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a/0.png", b"x")
+    return buf.getvalue()
