@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--step-size", type=float, default=None, help="levels (default: the library's)")
     parser.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=AttackSettings().random_start)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the library's (8 on CPU for Lite0)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-torchattacks", action="store_true")
@@ -179,6 +179,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     backbone = load_backbone(args.model)
+    args.batch_size = args.batch_size or 2 * backbone.micro_batch
     files, images, labels = load_samples(Path(args.data), args.limit)
     result = {
         "bench": "adversarial",

@@ -363,7 +363,7 @@ def attack_images(
     target: int | Sequence[int] | None = None,
     labels: Sequence[int] | None = None,
     k: int = 5,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     callback: Callable[[int, AttackProgress], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> list[AttackResult]:
@@ -374,6 +374,9 @@ def attack_images(
     after every step of every batch; stop() returning True ends the attack with what it has.
     """
     settings = settings.checked()
+    # backward passes keep every activation: twice the inference micro-batch measured fastest on CPU
+    # (0.34 s per image with 8 images per batch, 0.43 s with 16; targeted PGD, Lite0, 2 cores)
+    batch_size = 2 * backbone.micro_batch if batch_size is None else batch_size
     if batch_size < 1:
         raise LensError("Batch size must be 1 or more.")
     images = list(images)

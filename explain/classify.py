@@ -26,8 +26,9 @@ def top_classes(backbone: Backbone, probs: torch.Tensor, k: int = 5) -> list[Cla
 
 
 @torch.no_grad()
-def predict_probs(backbone: Backbone, batch01: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+def predict_probs(backbone: Backbone, batch01: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Softmax probabilities (N, classes) for a batch of [0, 1] images."""
+    batch_size = batch_size or backbone.micro_batch
     out = [backbone.logits(batch01[i : i + batch_size]).softmax(1).cpu() for i in range(0, len(batch01), batch_size)]
     return torch.cat(out)
 

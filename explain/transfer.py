@@ -755,6 +755,7 @@ class Trainer:
         self.base = backbone.base or backbone.name
         self.preprocess = backbone.preprocess
         self.device = backbone.device
+        self.micro_batch = backbone.micro_batch
         self.splits = splits
         self.classes = splits.classes
         self.model = copy.deepcopy(backbone.model).eval()
@@ -835,7 +836,8 @@ class Trainer:
         std = torch.tensor(self.preprocess.std, device=self.device).view(1, 3, 1, 1)
         return (x01.to(self.device) - mean) / std
 
-    def _batches(self, images: tuple[np.ndarray, ...], size: int = 32) -> Iterator[torch.Tensor]:
+    def _batches(self, images: tuple[np.ndarray, ...]) -> Iterator[torch.Tensor]:
+        size = self.micro_batch
         for start in range(0, len(images), size):
             chunk = images[start : start + size]
             yield torch.cat([prepare(img, self.preprocess).tensor for img in chunk])
@@ -857,7 +859,7 @@ class Trainer:
         sets = [("val", self.splits.val.images)]
         if not self.config.augment or self.config.strategy == "classifier":
             sets.insert(0, ("train", self.splits.train.images))
-        total = sum(math.ceil(len(imgs) / 32) for _, imgs in sets)
+        total = sum(math.ceil(len(imgs) / self.micro_batch) for _, imgs in sets)
         done = 0
         for key, images in sets:
             self._cache[key], done = self._frozen_outputs(images, total, done, callback)
@@ -944,7 +946,8 @@ class Trainer:
                 else:
                     crops = [random_resized_crop(self.splits.train.images[i], self.preprocess.input_size, self._rng) for i in idx.tolist()]
                     with torch.no_grad():
-                        h = self._frozen_forward(torch.cat([to_tensor(c) for c in crops]))
+                        crops01 = torch.cat([to_tensor(c) for c in crops])
+                        h = torch.cat([self._frozen_forward(part) for part in crops01.split(self.micro_batch)])
                 y = labels[idx.to(self.device)]
                 logits = forward(h)
                 loss = F.cross_entropy(logits, y)
@@ -1064,11 +1067,12 @@ def train_model(
 
 
 @torch.no_grad()
-def evaluate(backbone: Backbone, ds: ImageSet, batch_size: int = 32) -> Evaluation:
+def evaluate(backbone: Backbone, ds: ImageSet, batch_size: int | None = None) -> Evaluation:
     """Accuracy of a backbone on a labelled set, through the same preprocessing as Classify."""
     if list(ds.classes) != list(backbone.categories):
         ds = _align_classes(ds, tuple(backbone.categories))
     backbone.model.eval()
+    batch_size = batch_size or backbone.micro_batch
     logits = []
     for start in range(0, len(ds), batch_size):
         batch = torch.cat([prepare(img, backbone.preprocess).tensor for img in ds.images[start : start + batch_size]])
