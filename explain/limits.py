@@ -8,8 +8,11 @@ enforced by the library (a LensError naming the cap) and stated on the page wher
 from __future__ import annotations
 
 # --- uploads and images ------------------------------------------------------------------------
-MAX_UPLOAD_MB = 50  # Streamlit refuses bigger uploads before they reach the app: must equal config.toml's maxUploadSize
-MAX_IMAGE_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # an image file bigger than an upload cannot come from the app either
+# Streamlit refuses bigger uploads before they reach the app: must equal config.toml's maxUploadSize.
+# Weights files (ResNet-50: 98 MB) and dataset zips need more room than one photo.
+MAX_UPLOAD_MB = 200
+MAX_IMAGE_MB = 50  # one photo file; no camera or phone photo comes near it
+MAX_IMAGE_BYTES = MAX_IMAGE_MB * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # 40 MP decode to 120 MB of RGB; checked from the header before decoding (decompression bombs)
 
 # --- ideal images (explain/synthesis.py) -------------------------------------------------------

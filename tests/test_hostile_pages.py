@@ -291,7 +291,7 @@ def test_the_caps_are_stated_under_the_widgets_they_bound():
     at.switch_page("lessons/1_Classify.py").run()
     at.radio(key="image_source").set_value("upload").run()
     assert not at.exception
-    assert f"Limits on this server: images up to {L.MAX_IMAGE_PIXELS // 10**6} megapixels and {L.MAX_UPLOAD_MB} MB." in _captions(at)
+    assert f"Limits on this server: images up to {L.MAX_IMAGE_PIXELS // 10**6} megapixels and {L.MAX_IMAGE_MB} MB." in _captions(at)
     at.radio(key="image_source").set_value("sample").run()
 
     at.switch_page("lessons/3_Ideal_images.py").run()

@@ -9,7 +9,7 @@ from explain.ui.i18n import t
 
 
 def image_limits() -> str:
-    return t("images up to {mp} megapixels and {mb} MB", mp=L.MAX_IMAGE_PIXELS // 1_000_000, mb=L.MAX_UPLOAD_MB)
+    return t("images up to {mp} megapixels and {mb} MB", mp=L.MAX_IMAGE_PIXELS // 1_000_000, mb=L.MAX_IMAGE_MB)
 
 
 def steps_limit(cap: int) -> str:
@@ -34,8 +34,8 @@ def samples_limit() -> str:
 
 def dataset_limits() -> str:
     return t(
-        "files up to {mb} MB, at most {n} images in all, a zip with at most {entries} entries",
-        mb=L.MAX_UPLOAD_MB, n=L.MAX_DATASET_IMAGES, entries=L.ZIP_MAX_ENTRIES,
+        "uploads up to {mb} MB, photos up to {img} MB, at most {n} images in all, a zip with at most {entries} entries",
+        mb=L.MAX_UPLOAD_MB, img=L.MAX_IMAGE_MB, n=L.MAX_DATASET_IMAGES, entries=L.ZIP_MAX_ENTRIES,
     )
 
 
