@@ -63,12 +63,15 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--strategies", default="extract,finetune", help="comma-separated; classifier is also allowed")
+    parser.add_argument("--seeds", type=int, default=1, help="run each strategy with seeds 0..N-1 (head init, batch order, split)")
     parser.add_argument("--out", default=str(ROOT / "bench/results/transfer.json"))
     args = parser.parse_args()
     data = Path(args.data)
     if not data.is_dir():
         sys.exit(f"no dataset at {data}")
-    runs = [run_strategy(data, s, args.model, args.threads, []) for s in args.strategies.split(",")]
+    seeds = range(args.seeds)
+    runs = [run_strategy(data, s, args.model, args.threads, [] if seed == 0 else ["--seed", str(seed)])
+            for s in args.strategies.split(",") for seed in seeds]
     report = {
         "benchmark": "transfer",
         "dataset": data.name,
@@ -78,6 +81,9 @@ def main() -> None:
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "targets": {"val_acc": 0.95, "extract_seconds": 30},
         "runs": runs,
+        "val_acc_by_strategy": {
+            s: [r.get("val_acc") for r in runs if r["strategy"] == s] for s in args.strategies.split(",")
+        },
     }
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
