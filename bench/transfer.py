@@ -41,6 +41,7 @@ def run_strategy(data: Path, strategy: str, model: str, threads: int, extra: lis
     return {
         "strategy": strategy,
         "val_acc": result["val_acc"],
+        "head_init": result.get("head_init"),
         "per_class": result["per_class"],
         "seconds_end_to_end": round(wall, 2),
         # on a shared machine wall time is inflated by other jobs; CPU seconds / threads is the unloaded estimate
@@ -64,14 +65,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--strategies", default="extract,finetune", help="comma-separated; classifier is also allowed")
     parser.add_argument("--seeds", type=int, default=1, help="run each strategy with seeds 0..N-1 (head init, batch order, split)")
+    parser.add_argument("--random-head-too", action="store_true",
+                        help="also run every strategy with --no-imagenet-init (a head from random weights, as in the PyTorch tutorial)")
     parser.add_argument("--out", default=str(ROOT / "bench/results/transfer.json"))
     args = parser.parse_args()
     data = Path(args.data)
     if not data.is_dir():
         sys.exit(f"no dataset at {data}")
     seeds = range(args.seeds)
-    runs = [run_strategy(data, s, args.model, args.threads, [] if seed == 0 else ["--seed", str(seed)])
-            for s in args.strategies.split(",") for seed in seeds]
+    heads = [[], ["--no-imagenet-init"]] if args.random_head_too else [[]]
+    runs = [run_strategy(data, s, args.model, args.threads, head + ([] if seed == 0 else ["--seed", str(seed)]))
+            for s in args.strategies.split(",") for head in heads for seed in seeds]
     report = {
         "benchmark": "transfer",
         "dataset": data.name,
@@ -82,7 +86,9 @@ def main() -> None:
         "targets": {"val_acc": 0.95, "extract_seconds": 30},
         "runs": runs,
         "val_acc_by_strategy": {
-            s: [r.get("val_acc") for r in runs if r["strategy"] == s] for s in args.strategies.split(",")
+            s + (" random head" if head else ""): [r.get("val_acc") for r in runs if r["strategy"] == s and r["args"][:len(head)] == head
+                                                   and ("--no-imagenet-init" in r["args"]) == bool(head)]
+            for s in args.strategies.split(",") for head in heads
         },
     }
     text = json.dumps(report, indent=2, ensure_ascii=False)

@@ -401,6 +401,9 @@ def args_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="head learning rate (default: 0.001)")
     p.add_argument("--backbone-lr", type=float, default=None, help="learning rate of the unfrozen blocks (default: lr / 10)")
+    p.add_argument("--no-imagenet-init", dest="imagenet_init", action="store_false",
+                   help="start a linear head from random weights even when every class name is an ImageNet class "
+                        "(default: such a head starts from the network's own weights for those classes)")
     p.add_argument("--augment", action="store_true", help="RandomResizedCrop + RandomHorizontalFlip (slower: no feature cache)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of each class kept for validation when DATA_DIR has no val/ folder")
     p.add_argument("--seed", type=int, default=0)
@@ -422,7 +425,7 @@ def cmd_finetune(args):
     splits = split_dataset(dataset_from_folder(args.data), args.val_fraction, args.seed, test=test)
     config = TrainConfig(
         strategy=args.strategy, head=args.head, unfreeze=args.unfreeze, epochs=args.epochs, head_epochs=args.head_epochs, batch_size=args.batch_size,
-        lr=args.lr, backbone_lr=args.backbone_lr, augment=args.augment, seed=args.seed,
+        lr=args.lr, backbone_lr=args.backbone_lr, augment=args.augment, seed=args.seed, imagenet_init=args.imagenet_init,
     )
     result = train_model(_load(args), splits, config)
     test_eval = evaluate(result.backbone, splits.test) if splits.test is not None and len(splits.test) else None
@@ -451,6 +454,7 @@ def cmd_finetune(args):
             for h in result.history
         ],
         "class_map": result.class_map,
+        "head_init": "imagenet" if result.class_map else "random",
         "skipped": list(splits.train.skipped),
     }
     lines = [

@@ -17,6 +17,7 @@ from explain.transfer import (
     anatomy_of,
     augmentation_preview,
     export_model,
+    imagenet_rows_by_name,
     plan_parameters,
     split_dataset,
 )
@@ -142,7 +143,16 @@ head_epochs = st.number_input(
     t("Epochs for the head alone before unfreezing"), 0, MAX_EPOCHS, 5, key="tl_head_epochs", disabled=strategy != "finetune",
     help=t("The course's recipe: train the new head on frozen features first, then fine-tune the blocks with it."),
 )
-config = TrainConfig(strategy=strategy, head=head, unfreeze=int(unfreeze), epochs=int(epochs), head_epochs=int(head_epochs), lr=float(lr), backbone_lr=float(backbone_lr), augment=bool(augment))
+imagenet_rows = imagenet_rows_by_name(splits.classes)
+imagenet_init = st.toggle(
+    t("Start the new head from ImageNet's own weights for these classes"), value=True, key="tl_imagenet_init",
+    disabled=strategy == "classifier" or head != "linear" or imagenet_rows is None,
+    help=t("Only when every class name is an ImageNet class (ants → ant) and the head is linear: the head then starts where the pretrained classifier already is, instead of at random."),
+)
+config = TrainConfig(
+    strategy=strategy, head=head, unfreeze=int(unfreeze), epochs=int(epochs), head_epochs=int(head_epochs), lr=float(lr),
+    backbone_lr=float(backbone_lr), augment=bool(augment), imagenet_init=bool(imagenet_init),
+)
 counts_plan = run_safely(plan_parameters, backbone, len(splits.classes), config)
 if counts_plan is not None:
     trainable, frozen = counts_plan
@@ -219,6 +229,8 @@ if result.history:
     chart_slot.empty()
     st.plotly_chart(training_curves(result.history), width="stretch", key="tl_curves")
 if result.class_map:
+    if result.config.strategy != "classifier":
+        st.caption(t("The new head started from the pretrained classifier's weights for these ImageNet classes."))
     st.dataframe(pd.DataFrame({t("your class"): list(result.class_map), t("ImageNet class used"): list(result.class_map.values())}), hide_index=True)
 cm1, cm2 = st.columns(2)
 cm1.subheader(t("Confusion matrix (validation)"))

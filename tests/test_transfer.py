@@ -199,6 +199,7 @@ def test_cli_finetune_then_classify(tmp_path):
     assert data["classes"] == sorted(["벽돌", "잔디", "자갈"]) and data["images"] == {"train": 12, "val": 6, "test": 0}
     assert data["split"] == "folders" and data["test_acc"] is None and 0 <= data["val_acc"] <= 1
     assert any("README.txt" in s for s in data["skipped"])
+    assert data["head_init"] == "random" and data["class_map"] == {}  # Korean texture names are no ImageNet classes
     img = tmp_path / "one.png"
     img.write_bytes(pngs["잔디"][5])
     out = io.StringIO()
@@ -341,3 +342,60 @@ def test_my_model_works_with_feature_maps_and_grad_cam(extract_run, splits):
     cam = compute_cam(mine, x, targets=splits.classes[splits.val.labels[0]])
     assert cam.layer == "bn2" and cam.target_label == (splits.classes[splits.val.labels[0]],)
     assert cam.maps.shape[1:] == (mine.preprocess.input_size,) * 2 and cam.maps.max() > 0
+
+
+# --- a new head that starts from ImageNet's own weights --------------------------------------------
+def _views(photo: np.ndarray, n: int = 6) -> list[tuple[str, bytes]]:
+    """n different crops (and mirror images) of one photo, as PNG uploads."""
+    h, w = photo.shape[:2]
+    out = []
+    for i in range(n):
+        top, left = (i * h) // (4 * n), (i * w) // (4 * n)
+        crop = photo[top : top + (3 * h) // 4, left : left + (3 * w) // 4]
+        out.append((f"{i}.png", encode_png(crop[:, ::-1] if i % 2 else crop)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def imagenet_named():
+    ds = T.dataset_from_uploads({"tabby": _views(sample_image("chelsea")), "coffee mug": _views(sample_image("coffee"))})
+    return T.split_dataset(ds, val_fraction=0.34)
+
+
+def test_head_starts_from_imagenet_rows_when_every_class_name_matches(small, imagenet_named):
+    cats = imagenet_categories()
+    rows = [cats.index(c) for c in imagenet_named.classes]
+    assert set(imagenet_named.classes) == {"tabby", "coffee mug"}
+    assert T.imagenet_rows_by_name(imagenet_named.classes) == rows
+    trainer = T.Trainer(small, imagenet_named, T.TrainConfig("extract", epochs=1))
+    original = small.model.classifier
+    assert torch.equal(trainer.head.weight.cpu(), original.weight[rows].detach().cpu())
+    assert trainer.class_map == {"tabby": "tabby", "coffee mug": "coffee mug"}
+    # before any training the model already knows these photos: it is ImageNet's own classifier, cut down
+    assert trainer.result().val.accuracy == 1.0
+    result = trainer.train()
+    assert result.class_map == {"tabby": "tabby", "coffee mug": "coffee mug"}
+    assert [s[0].label for s in classify_images(result.backbone, [sample_image("chelsea"), sample_image("coffee")], 1)] == ["tabby", "coffee mug"]
+
+
+@pytest.mark.parametrize(
+    "classes, config",
+    [
+        (("tabby", "coffee mug"), T.TrainConfig("extract", imagenet_init=False)),
+        (("tabby", "coffee mug"), T.TrainConfig("extract", head="mlp")),
+        (("tabby", "my robot"), T.TrainConfig("extract")),  # one name is not an ImageNet class: no partial start
+        (("고양이", "컵"), T.TrainConfig("extract")),
+    ],
+)
+def test_head_starts_at_random_otherwise(small, imagenet_named, classes, config):
+    splits = T.Splits(classes, *(replace_classes(s, classes) for s in (imagenet_named.train, imagenet_named.val)), None, False)
+    trainer = T.Trainer(small, splits, config)
+    assert trainer.class_map == {}
+    if config.head == "linear":
+        assert not torch.equal(trainer.head.weight[0].cpu(), small.model.classifier.weight[281].detach().cpu())
+
+
+def replace_classes(ds: T.ImageSet, classes: tuple[str, ...]) -> T.ImageSet:
+    from dataclasses import replace
+
+    return replace(ds, classes=classes)
