@@ -21,7 +21,7 @@ def _config() -> dict:
     return tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
 
 
-def test_upload_limit_in_config_is_the_image_cap():
+def test_upload_limit_in_config_matches_the_cap():
     assert _config()["server"]["maxUploadSize"] == L.MAX_UPLOAD_MB
     assert L.MAX_IMAGE_BYTES == L.MAX_IMAGE_MB * 1024 * 1024 <= L.MAX_UPLOAD_MB * 1024 * 1024
 
