@@ -65,3 +65,34 @@ def test_an_error_inside_frees_the_slot():
     with gate.slot():
         assert gate.running == 1
     assert gate.running == 0
+
+
+def test_lower_priority_lowers_only_this_thread_and_gives_it_back():
+    import os
+    import sys
+
+    import pytest
+
+    from explain.ui.jobs import HEAVY_NICE, lower_priority
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("thread niceness is a Linux feature")
+    tid = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, tid)
+    seen: dict[str, int] = {}
+    go = threading.Event()
+
+    def click() -> None:  # another session's script thread, started by the server, not by the heavy job
+        go.wait(10)
+        seen["other"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    other = threading.Thread(target=click)
+    other.start()
+    with lower_priority():
+        seen["inside"] = os.getpriority(os.PRIO_PROCESS, tid)
+        go.set()
+        other.join()
+    assert seen["inside"] == min(19, before + HEAVY_NICE)
+    assert seen["other"] == before  # a new thread (another session's click) keeps the normal priority
+    after = os.getpriority(os.PRIO_PROCESS, tid)
+    assert after == before or (after == seen["inside"] and os.geteuid() != 0)  # unprivileged: cannot go back up

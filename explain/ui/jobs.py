@@ -84,6 +84,32 @@ def _heavy_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+HEAVY_NICE = 10  # how much lower a heavy job's thread runs than everyone's clicks (Linux thread niceness)
+
+
+@contextmanager
+def lower_priority(step: int = HEAVY_NICE) -> Iterator[None]:
+    """Run the block at a lower CPU priority: only this thread (Linux niceness is per thread), not the server.
+
+    Raising it back needs privileges a server rarely has; then the thread stays lower, which is harmless:
+    Streamlit ends a session's script thread when its run is over.
+    """
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, before + step))
+    except (AttributeError, OSError):  # not Linux, or not allowed: run as is
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, before)
+        except OSError:
+            pass
+
+
 @contextmanager
 def heavy_job(label: str) -> Iterator[None]:
     """Run a heavy job in a slot of the shared gate, showing a 'queued' notice while waiting."""
@@ -94,7 +120,7 @@ def heavy_job(label: str) -> Iterator[None]:
     def waiting(ahead: int) -> None:
         notice.info(t("⏳ Queued: {n} heavy job(s) ahead of “{label}”. Other pages stay usable.", n=ahead, label=label))
 
-    with GATE.slot(waiting):
+    with GATE.slot(waiting), lower_priority():
         notice.empty()
         if not torch.cuda.is_available():
             torch.set_num_threads(_heavy_threads())
