@@ -38,6 +38,7 @@ from explain.backbones import (
     Preprocess,
     build_architecture,
     get_spec,
+    imagenet_categories,
     load_checkpoint,
     load_state_checked,
     register_file_loader,
@@ -472,15 +473,11 @@ def imagenet_rows_by_name(classes: Sequence[str]) -> list[int] | None:
 
 
 def _is_imagenet_head(backbone: Backbone, head: nn.Linear) -> bool:
-    from explain.backbones import imagenet_categories
-
     return head.out_features == 1000 and list(backbone.categories) == list(imagenet_categories())
 
 
 def _imagenet_match(name: str) -> int | None:
     """The ImageNet class with exactly this name (or its singular), else None."""
-    from explain.backbones import imagenet_categories
-
     cats = [c.lower() for c in imagenet_categories()]
     low = name.lower().strip().replace("_", " ")
     for candidate in (low, low.removesuffix("s"), low.removesuffix("es")):
@@ -807,8 +804,6 @@ class Trainer:
             self.head = build_head(self.head_spec)
             rows = imagenet_rows_by_name(self.classes) if cfg.imagenet_init and cfg.head == "linear" else None
             if rows is not None and _is_imagenet_head(backbone, original):
-                from explain.backbones import imagenet_categories
-
                 with torch.no_grad():
                     self.head.weight.copy_(original.weight[rows])
                     self.head.bias.copy_(original.bias[rows])
@@ -1013,8 +1008,6 @@ class Trainer:
     @torch.no_grad()
     def _fit_class_map(self, train_labels: torch.Tensor) -> None:
         """Strategy "classifier": pick one ImageNet class per user class, by name or else by the training photos."""
-        from explain.backbones import imagenet_categories
-
         cats = imagenet_categories()
         original = self._original_head
         probs = original(self._cache["train"]).softmax(1)
