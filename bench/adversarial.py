@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from explain.adversarial import AttackSettings, attack_images  # noqa: E402
+from explain.adversarial import AttackSettings, attack_images, default_batch_size  # noqa: E402
 from explain.backbones import load_backbone  # noqa: E402
 from explain.classify import classify_images  # noqa: E402
 from explain.images import decode_image, encode_png, prepare, read_image, to_image  # noqa: E402
@@ -179,7 +179,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     backbone = load_backbone(args.model)
-    args.batch_size = args.batch_size or 2 * backbone.micro_batch
+    args.batch_size = args.batch_size or default_batch_size(backbone)
     files, images, labels = load_samples(Path(args.data), args.limit)
     result = {
         "bench": "adversarial",
