@@ -1,8 +1,6 @@
 """CNN Lens: see what a convolutional network does. Run with `streamlit run app.py`."""
 
 import logging
-import os
-import sys
 
 import streamlit as st
 
@@ -10,14 +8,6 @@ from explain.ui import sidebar
 from explain.ui.i18n import t
 
 log = logging.getLogger("cnn_lens")
-
-# Every session is a thread of this process and they share one GIL. A heavy job's Python loop keeps it
-# for 5 ms at a time by default; 1 ms hands it to a student's click sooner (bench/load.py, 4 runs each:
-# light p95 622-940 ms with 1 ms, 669-1111 ms with 5 ms, heavy jobs as fast).
-try:
-    sys.setswitchinterval(max(0.1, float(os.environ.get("CNN_LENS_SWITCH_MS", "1"))) / 1000)
-except (ValueError, OverflowError):
-    sys.setswitchinterval(0.001)
 
 st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
 
