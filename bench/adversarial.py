@@ -75,7 +75,9 @@ def targeted_pgd(backbone, images, labels, args) -> dict:
     import torchattacks
 
     targets = [(y + 500) % 1000 for y in labels]
-    settings = AttackSettings(method="pgd", eps=args.eps, steps=args.steps, step_size=args.step_size, random_start=args.random_start)
+    settings = AttackSettings(
+        method="pgd", eps=args.eps, steps=args.steps, step_size=args.step_size, random_start=args.random_start, leak=args.leak
+    )
     # torchattacks takes one constant step size: give it the mean of ours (the same total movement)
     alpha = float(np.mean(settings.step_sizes()))
     # eval(): torchattacks puts a model it was given in training mode back into training mode afterwards
@@ -105,6 +107,7 @@ def targeted_pgd(backbone, images, labels, args) -> dict:
         "step_sizes_levels_ours": [round(a, 3) for a in settings.step_sizes()],
         "step_size_levels_torchattacks": alpha,
         "random_start": args.random_start,
+        "leak": args.leak,
         "batch_size": args.batch_size,
         "target_rule": TARGET_RULE,
         "ours": {
@@ -135,10 +138,10 @@ def transfer(backbone, images, labels, args) -> dict:
     other = load_backbone(args.transfer_model)
     clean_other = [s[0].index for s in classify_images(other, images, 1)]
     right = [i for i, (p, y) in enumerate(zip(clean_other, labels)) if p == y]
-    out: dict = {"to": args.transfer_model, "eps_levels": args.transfer_eps, "steps": args.steps,
+    out: dict = {"to": args.transfer_model, "eps_levels": args.transfer_eps, "steps": args.steps, "leak": args.leak,
                  "transfer_model_clean_top1": len(right) / len(images)}
     # no early stop: an attack that barely fools the source model transfers worst
-    common = {"eps": args.transfer_eps, "steps": args.steps, "confidence": 0.999}
+    common = {"eps": args.transfer_eps, "steps": args.steps, "confidence": 0.999, "leak": args.leak}
     for name, settings in (
         ("mifgsm", AttackSettings(method="mifgsm", **common)),
         ("pgd", AttackSettings(method="pgd", random_start=False, **common)),
@@ -166,6 +169,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--step-size", type=float, default=None, help="levels (default: the library's)")
     parser.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=AttackSettings().random_start)
+    parser.add_argument("--leak", type=float, default=AttackSettings().leak, help="backward leak through off ReLUs (0 = plain gradient)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the library's (8 on CPU for Lite0)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     parser.add_argument("--threads", type=int, default=2)

@@ -14,13 +14,16 @@ the network exactly the attacked crop.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from explain.backbones import Backbone
 from explain.classify import ClassScore, classify_images, predict_probs, top_classes
@@ -55,6 +58,7 @@ class AttackSettings:
     tv_weight: float = 0.0  # total-variation penalty on the perturbation: smoother, less visible
     decay: float = 1.0  # MI-FGSM momentum
     diversity: float = 0.5  # MI-FGSM: probability per step of a random shrink-and-pad of the input
+    leak: float = 0.1  # gradient let through switched-off ReLU units on the first step, annealed to 0 (see `leaky_relus`)
     seed: int | None = 0
 
     def checked(self) -> AttackSettings:
@@ -79,12 +83,21 @@ class AttackSettings:
             raise LensError(f"Confidence must be from 0 to below 1 (got {self.confidence:g}).")
         if self.margin < 0 or self.tv_weight < 0 or not 0 <= self.diversity <= 1 or self.decay < 0:
             raise LensError("Margin, TV weight and momentum must be ≥ 0, and input diversity a probability 0…1.")
+        if not 0 <= self.leak <= MAX_LEAK:
+            raise LensError(
+                f"Gradient leak must be from 0 to {MAX_LEAK:g} (got {self.leak:g}); above about 0.12 the attack gets worse, not better."
+            )
         return self
 
     @property
     def budget(self) -> float:
         """ε as the saved PNG can hold it: whole levels for L∞."""
         return float(math.floor(self.eps + 1e-9)) if self.norm == "linf" else float(self.eps)
+
+    def leaks(self) -> list[float]:
+        """The backward leak of every step: `leak` on the first, falling linearly towards 0 on the last."""
+        steps = 1 if self.method == "fgsm" else self.steps
+        return [self.leak * (1 - i / steps) for i in range(steps)]
 
     def step_sizes(self) -> list[float]:
         """The step size of every step, in levels.
@@ -158,6 +171,78 @@ def total_variation(delta: torch.Tensor) -> torch.Tensor:
     dx = (delta[..., :, 1:] - delta[..., :, :-1]).abs().flatten(1).mean(1)
     dy = (delta[..., 1:, :] - delta[..., :-1, :]).abs().flatten(1).mean(1)
     return dx + dy
+
+
+MAX_LEAK = 0.5
+
+
+class _LeakyGrad(torch.autograd.Function):
+    """Forwards the ReLU's own output untouched; backwards, `leak` of the gradient also passes where the unit is off."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, out: torch.Tensor, high: float | None, leak: float) -> torch.Tensor:
+        # the output tells which units are on: 0 < x (< 6) exactly where 0 < out (< 6)
+        ctx.save_for_backward(out)
+        ctx.high, ctx.leak = high, leak
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        if ctx.high is None:
+            through = torch.ops.aten.threshold_backward(grad, out, 0)
+        else:
+            through = torch.ops.aten.hardtanh_backward(grad, out, 0, ctx.high)
+        # on: grad; off: leak × grad (PyTorch's own fused backward, then two in-place passes)
+        return through.mul_(1 - ctx.leak).add_(grad, alpha=ctx.leak), None, None, None
+
+
+@contextmanager
+def leaky_relus(model: nn.Module, leak: Callable[[], float]) -> Iterator[None]:
+    """While inside, ReLU and ReLU6 units of `model` pass `leak()` of the gradient where they are off.
+
+    The forward pass is unchanged, so every logit (and every verdict) is the real network's. Only
+    the gradient the attack follows changes: a unit that is switched off (below 0, or above 6 for
+    ReLU6) normally passes no gradient at all, so the attack cannot see which units it could turn
+    on. Letting a tenth through on the first step and annealing to zero raised targeted PGD
+    (ε 2/255, 10 steps, Lite0) from 96 to 99 of 100 ImageNet photos, and from 149 to 153 of 153
+    hymenoptera photos that were never used to choose it; leaks above about 0.12 made it worse.
+
+    Only the calling thread sees the change: the model may be shared with other sessions (a Grad-CAM
+    running at the same time keeps its true gradients). Nothing is done when no gradient is recorded.
+    """
+    owner = threading.get_ident()
+    inputs: dict[nn.Module, torch.Tensor] = {}
+
+    def active() -> bool:
+        return threading.get_ident() == owner and torch.is_grad_enabled() and leak() > 0
+
+    def before(module: nn.Module, args: tuple) -> tuple | None:
+        # an in-place ReLU overwrites its input, and with it the graph below: give it a copy to overwrite
+        if not active():
+            return None
+        inputs[module] = args[0]
+        return (args[0].clone(),) + tuple(args[1:])
+
+    def after(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        x = inputs.pop(module, None) if getattr(module, "inplace", False) else (args[0] if active() else None)
+        if x is None:
+            return None
+        high = 6.0 if isinstance(module, nn.ReLU6) else None
+        return _LeakyGrad.apply(x, output.detach(), high, float(leak()))
+
+    handles = []
+    for module in model.modules():
+        if type(module) in (nn.ReLU, nn.ReLU6):
+            if getattr(module, "inplace", False):
+                handles.append(module.register_forward_pre_hook(before))
+            handles.append(module.register_forward_hook(after))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        inputs.clear()
 
 
 def _unit(grad: torch.Tensor) -> torch.Tensor:
@@ -282,52 +367,56 @@ def attack_batch(
         reached[idx[ok]] = True
         return ok
 
-    for step in range(steps + 1):
-        if stop is not None and stop():
-            break
-        last = step == steps
-        xa, da = x[active], delta[active]
-        q = quantise(da, xa, settings).requires_grad_(not last)
-        x01 = (xa + q) / 255
-        # input diversity changes what the network sees, so those logits cannot judge the rounded image
-        diverse = (
-            not last
-            and settings.method == "mifgsm"
-            and settings.diversity > 0
-            and float(torch.rand(1, generator=gen, device=device)) < settings.diversity
-        )
-        with torch.set_grad_enabled(not last):
-            logits = backbone.logits(_diverse(x01, gen) if diverse else x01)
-        ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits)
-        steps_used[active] = step
-        if callback is not None:
-            callback(step, AttackProgress(step, steps, int(reached.sum()), n, goal_prob.tolist()))
-        keep = ~ok
-        if last or not keep.any():
-            break
-        loss = F.cross_entropy(logits, goal[active], reduction="sum")
-        (grad,) = torch.autograd.grad(loss, q)
-        if settings.tv_weight > 0:
-            # both gradients scaled to mean magnitude 1, so the weight is "smoothness per unit of attack";
-            # the penalty always shrinks TV, whichever way the goal's loss is followed
-            (tv_grad,) = torch.autograd.grad(total_variation(q).sum(), q)
-            grad = _unit(grad) - sign * settings.tv_weight * _unit(tv_grad)
-        grad, da, xa, idx = grad[keep], da[keep], xa[keep], active[keep]
-        if settings.method == "mifgsm":
-            momentum[idx] = settings.decay * momentum[idx] + _unit(grad)
-            step_dir = momentum[idx].sign()
-        elif settings.norm == "l2":
-            step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        else:
-            step_dir = grad.sign()
-        # the float iterate moves; the network is always shown its rounding (a straight-through step)
-        z = _project(da + sign * alphas[step] * step_dir, xa, settings)
-        if settings.method == "pgd" and step > 0:
-            # APGD's heavy-ball step: a quarter of the last move again; fewer steps to the goal
-            z = _project(da + 0.75 * (z - da) + 0.25 * (da - previous[idx]), xa, settings)
-        previous[idx] = da
-        delta[idx] = z
-        active = idx
+    leaks = settings.leaks()
+    leak = [leaks[0]]
+    with leaky_relus(backbone.model, lambda: leak[0]):
+        for step in range(steps + 1):
+            if stop is not None and stop():
+                break
+            last = step == steps
+            leak[0] = leaks[step] if step < steps else 0.0
+            xa, da = x[active], delta[active]
+            q = quantise(da, xa, settings).requires_grad_(not last)
+            x01 = (xa + q) / 255
+            # input diversity changes what the network sees, so those logits cannot judge the rounded image
+            diverse = (
+                not last
+                and settings.method == "mifgsm"
+                and settings.diversity > 0
+                and float(torch.rand(1, generator=gen, device=device)) < settings.diversity
+            )
+            with torch.set_grad_enabled(not last):
+                logits = backbone.logits(_diverse(x01, gen) if diverse else x01)
+            ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits)
+            steps_used[active] = step
+            if callback is not None:
+                callback(step, AttackProgress(step, steps, int(reached.sum()), n, goal_prob.tolist()))
+            keep = ~ok
+            if last or not keep.any():
+                break
+            loss = F.cross_entropy(logits, goal[active], reduction="sum")
+            (grad,) = torch.autograd.grad(loss, q)
+            if settings.tv_weight > 0:
+                # both gradients scaled to mean magnitude 1, so the weight is "smoothness per unit of attack";
+                # the penalty always shrinks TV, whichever way the goal's loss is followed
+                (tv_grad,) = torch.autograd.grad(total_variation(q).sum(), q)
+                grad = _unit(grad) - sign * settings.tv_weight * _unit(tv_grad)
+            grad, da, xa, idx = grad[keep], da[keep], xa[keep], active[keep]
+            if settings.method == "mifgsm":
+                momentum[idx] = settings.decay * momentum[idx] + _unit(grad)
+                step_dir = momentum[idx].sign()
+            elif settings.norm == "l2":
+                step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            else:
+                step_dir = grad.sign()
+            # the float iterate moves; the network is always shown its rounding (a straight-through step)
+            z = _project(da + sign * alphas[step] * step_dir, xa, settings)
+            if settings.method == "pgd" and step > 0:
+                # APGD's heavy-ball step: a quarter of the last move again; fewer steps to the goal
+                z = _project(da + 0.75 * (z - da) + 0.25 * (da - previous[idx]), xa, settings)
+            previous[idx] = da
+            delta[idx] = z
+            active = idx
     return BatchOutcome(best, reached.cpu(), steps_used.cpu())
 
 

@@ -315,6 +315,12 @@ def args_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step-size", type=float, default=None, help="levels per step, constant (default: cosine-annealed from eps to 1/4 level)")
     p.add_argument("--confidence", type=float, default=0.0, help="keep going until the goal has this probability")
     p.add_argument("--tv", type=float, default=0.0, help="total-variation penalty: smoother, less visible noise")
+    p.add_argument(
+        "--leak",
+        type=float,
+        default=None,
+        help="share of the gradient let through switched-off ReLUs on the first step, annealed to 0 (default 0.1; 0 = the plain gradient)",
+    )
     p.add_argument("--no-random-start", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default=".", help="folder for the adversarial PNGs (default: current folder)")
@@ -338,6 +344,7 @@ def cmd_attack(args):
         random_start=not args.no_random_start,
         confidence=args.confidence,
         tv_weight=args.tv,
+        leak=AttackSettings.leak if args.leak is None else args.leak,
         seed=args.seed,
     ).checked()
     backbone = _load(args)

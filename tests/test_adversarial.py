@@ -13,6 +13,7 @@ from explain.adversarial import (
     AttackSettings,
     attack_batch,
     attack_images,
+    leaky_relus,
     perturbation_image,
     quantise,
     total_variation,
@@ -140,11 +141,86 @@ def test_batch_early_stop_and_callback(lite0, chelsea):
         ({"method": "deepfool"}, "fgsm, pgd, mifgsm"),
         ({"method": "fgsm", "norm": "l2"}, "pgd"),
         ({"step_size": 0}, "Step size"),
+        ({"leak": -0.1}, "leak"),
+        ({"leak": 0.9}, "0 to 0.5"),
+        ({"leak": float("nan")}, "leak"),
     ],
 )
 def test_bad_settings_say_what_to_change(kwargs, words):
     with pytest.raises(LensError, match=words):
         AttackSettings(**kwargs).checked()
+
+
+def _tiny(inplace: bool) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 32), torch.nn.ReLU6(inplace=inplace), torch.nn.Linear(32, 32), torch.nn.ReLU(inplace=inplace), torch.nn.Linear(32, 3)
+    )
+
+
+def _input_grad(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    (grad,) = torch.autograd.grad(out[:, 0].sum(), x)
+    return out.detach(), grad
+
+
+def _leaky_grad_by_hand(model: torch.nn.Module, x: torch.Tensor, leak: float) -> torch.Tensor:
+    """The same gradient written out layer by layer: ReLU6/ReLU pass 1 where on, `leak` where off."""
+    lin1, _, lin2, _, lin3 = model
+    h1 = lin1(x)
+    d1 = torch.where((h1 > 0) & (h1 < 6), 1.0, leak)
+    h2 = lin2(h1.clamp(0, 6))
+    d2 = torch.where(h2 > 0, 1.0, leak)
+    w1, w2, w3 = lin1.weight.detach(), lin2.weight.detach(), lin3.weight.detach()
+    g2 = w3[0].expand_as(h2) * d2  # d out0 / d h2
+    g1 = (g2 @ w2) * d1
+    return g1 @ w1
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_leaky_relus_change_the_gradient_not_the_answer(inplace):
+    model = _tiny(inplace)
+    x = torch.randn(16, 6) * 4  # wide enough that units sit below 0 and above 6
+    plain_out, plain_grad = _input_grad(model, x)
+    with leaky_relus(model, lambda: 0.25):
+        leaky_out, leaky_grad = _input_grad(model, x)
+    assert torch.equal(plain_out, leaky_out)
+    assert not torch.allclose(plain_grad, leaky_grad)
+    assert torch.allclose(leaky_grad, _leaky_grad_by_hand(model, x, 0.25), atol=1e-5)
+    assert torch.allclose(plain_grad, _leaky_grad_by_hand(model, x, 0.0), atol=1e-5)
+    # leaving the block removes every hook: the plain gradient is back
+    assert torch.equal(_input_grad(model, x)[1], plain_grad)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_leaky_relus_leave_other_threads_and_zero_leak_alone():
+    import threading
+
+    model = _tiny(False)
+    x = torch.randn(16, 6) * 4
+    plain_grad = _input_grad(model, x)[1]
+    seen = {}
+    with leaky_relus(model, lambda: 0.25):
+        worker = threading.Thread(target=lambda: seen.update(grad=_input_grad(model, x)[1]))
+        worker.start()
+        worker.join()
+    assert torch.equal(seen["grad"], plain_grad)  # a Grad-CAM in another session keeps the true gradient
+    with leaky_relus(model, lambda: 0.0):
+        assert torch.equal(_input_grad(model, x)[1], plain_grad)
+
+
+def test_leak_is_annealed_to_zero_and_zero_leak_is_the_plain_attack(lite0, chelsea):
+    leaks = AttackSettings(leak=0.1, steps=10).leaks()
+    assert leaks[0] == pytest.approx(0.1) and leaks[-1] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(leaks, leaks[1:]))
+    assert AttackSettings(method="fgsm", leak=0.1).leaks() == [0.1]
+    crops = prepare(chelsea, lite0.preprocess).tensor
+    goal = torch.tensor([GOLDEN_RETRIEVER])
+    plain = attack_batch(lite0, crops, goal, True, AttackSettings(eps=2, steps=3, leak=0.0, confidence=0.999))
+    leaky = attack_batch(lite0, crops, goal, True, AttackSettings(eps=2, steps=3, leak=0.1, confidence=0.999))
+    assert not torch.equal(plain.delta, leaky.delta)  # the leak changes the path the attack takes
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in lite0.model.modules())
 
 
 def test_bad_target_is_a_lens_error(lite0, chelsea):

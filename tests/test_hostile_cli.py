@@ -62,6 +62,8 @@ CASES = [
     ["attack", IMG, "--untargeted", "--eps", "1000"],
     ["attack", IMG, "--untargeted", "--topk", "0"],
     ["attack", IMG, "--untargeted", "--confidence", "1.5"],
+    ["attack", IMG, "--untargeted", "--leak", "-1"],
+    ["attack", IMG, "--untargeted", "--leak", "nan"],
     ["attack", IMG, "--untargeted", "--method", "deepfool"],
     ["attack", IMG],
     # finetune
