@@ -1,7 +1,7 @@
 """Adversarial benchmark: targeted PGD success on saved PNGs and speed, side by side with torchattacks.
 
 On the ImageNet sample photos (labels.csv: file,class_index,class_name), every photo gets the
-target class (true + 500) % 1000: a fixed rule, always a class far from the true one.
+target class (true + 500) % 1000 by default (`--target-offsets 500,250,750` runs three rules): a fixed rule, always a class far from the true one.
 
 - ours: `attack_images` end to end (preprocessing, attack, PNG encode/decode and re-classification
   through `classify_images`); success is judged on that re-read PNG only.
@@ -39,7 +39,8 @@ from explain.backbones import load_backbone  # noqa: E402
 from explain.classify import classify_images  # noqa: E402
 from explain.images import decode_image, encode_png, prepare, read_image, to_image  # noqa: E402
 
-TARGET_RULE = "(true + 500) % 1000"
+def target_rule(offset: int) -> str:
+    return f"(true + {offset}) % 1000"
 
 
 class Logits(nn.Module):
@@ -71,10 +72,10 @@ def paste_and_reread(backbone, image: np.ndarray, crop01: torch.Tensor) -> np.nd
     return decode_image(encode_png(full))
 
 
-def targeted_pgd(backbone, images, labels, args) -> dict:
+def targeted_pgd(backbone, images, labels, args, offset: int) -> dict:
     import torchattacks
 
-    targets = [(y + 500) % 1000 for y in labels]
+    targets = [(y + offset) % 1000 for y in labels]
     settings = AttackSettings(
         method="pgd", eps=args.eps, steps=args.steps, step_size=args.step_size, random_start=args.random_start, leak=args.leak
     )
@@ -109,7 +110,7 @@ def targeted_pgd(backbone, images, labels, args) -> dict:
         "random_start": args.random_start,
         "leak": args.leak,
         "batch_size": args.batch_size,
-        "target_rule": TARGET_RULE,
+        "target_rule": target_rule(offset),
         "ours": {
             "success_png": sum(r.success for r in ours) / n,
             "failures": [i for i, r in enumerate(ours) if not r.success],
@@ -169,6 +170,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--step-size", type=float, default=None, help="levels (default: the library's)")
     parser.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=AttackSettings().random_start)
+    parser.add_argument(
+        "--target-offsets",
+        default="500",
+        help="comma-separated K: one targeted run per rule target = (true + K) %% 1000; the first is reported as targeted_pgd",
+    )
     parser.add_argument("--leak", type=float, default=AttackSettings().leak, help="backward leak through off ReLUs (0 = plain gradient)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the library's (8 on CPU for Lite0)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
@@ -195,7 +201,27 @@ def main() -> None:
         "images": len(images),
     }
     if not args.no_targeted:
-        result["targeted_pgd"] = targeted_pgd(backbone, images, labels, args)
+        runs = [targeted_pgd(backbone, images, labels, args, int(k)) for k in args.target_offsets.split(",")]
+        result["targeted_pgd"] = runs[0]
+        if len(runs) > 1:
+            attacks = len(runs) * len(images)
+            fooled = sum(round(r["ours"]["success_png"] * len(images)) for r in runs)
+            result["targeted_pgd_rules"] = {
+                "rules": [r["target_rule"] for r in runs],
+                "attacks": attacks,
+                "ours_success_png": fooled / attacks,
+                "ours_failures": {r["target_rule"]: r["ours"]["failures"] for r in runs},
+                "ours_seconds_per_image": [r["ours"]["seconds_per_image"] for r in runs],
+                **(
+                    {}
+                    if args.no_torchattacks
+                    else {
+                        "torchattacks_success_png": sum(round(r["torchattacks"]["success_png"] * len(images)) for r in runs) / attacks,
+                        "seconds_ratio_ours_over_torchattacks": [r["seconds_ratio_ours_over_torchattacks"] for r in runs],
+                    }
+                ),
+                "others": runs[1:],
+            }
     if not args.no_transfer:
         result["transfer"] = transfer(backbone, images, labels, args)
     out = Path(args.out)
