@@ -39,6 +39,7 @@ from explain.backbones import load_backbone  # noqa: E402
 from explain.classify import classify_images  # noqa: E402
 from explain.images import decode_image, encode_png, prepare, read_image, to_image  # noqa: E402
 
+
 def target_rule(offset: int) -> str:
     return f"(true + {offset}) % 1000"
 
