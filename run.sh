@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh requirements.txt
+# without a terminal (a service, a script, CI) nobody can answer Streamlit's first-run email prompt
+if [ ! -t 0 ]; then set -- --server.headless true "$@"; fi
 exec .venv/bin/python -m streamlit run app.py "$@"
