@@ -206,7 +206,7 @@ def main() -> None:
         result["targeted_pgd"] = runs[0]
         if len(runs) > 1:
             attacks = len(runs) * len(images)
-            fooled = sum(round(r["ours"]["success_png"] * len(images)) for r in runs)
+            fooled = attacks - sum(len(r["ours"]["failures"]) for r in runs)
             result["targeted_pgd_rules"] = {
                 "rules": [r["target_rule"] for r in runs],
                 "attacks": attacks,

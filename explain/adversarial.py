@@ -198,8 +198,8 @@ class _LeakyGrad(torch.autograd.Function):
 
 
 @contextmanager
-def leaky_relus(model: nn.Module, leak: Callable[[], float]) -> Iterator[None]:
-    """While inside, ReLU and ReLU6 units of `model` pass `leak()` of the gradient where they are off.
+def leaky_relus(model: nn.Module, leak: float) -> Iterator[None]:
+    """While inside, ReLU and ReLU6 units of `model` pass `leak` of the gradient where they are off.
 
     The forward pass is unchanged, so every logit (and every verdict) is the real network's. Only
     the gradient the attack follows changes: a unit that is switched off (below 0, or above 6 for
@@ -212,11 +212,14 @@ def leaky_relus(model: nn.Module, leak: Callable[[], float]) -> Iterator[None]:
     Only the calling thread sees the change: the model may be shared with other sessions (a Grad-CAM
     running at the same time keeps its true gradients). Nothing is done when no gradient is recorded.
     """
+    if leak <= 0:
+        yield
+        return
     owner = threading.get_ident()
     inputs: dict[nn.Module, torch.Tensor] = {}
 
     def active() -> bool:
-        return threading.get_ident() == owner and torch.is_grad_enabled() and leak() > 0
+        return threading.get_ident() == owner and torch.is_grad_enabled()
 
     def before(module: nn.Module, args: tuple) -> tuple | None:
         # an in-place ReLU overwrites its input, and with it the graph below: give it a copy to overwrite
@@ -232,7 +235,7 @@ def leaky_relus(model: nn.Module, leak: Callable[[], float]) -> Iterator[None]:
         if x is None:
             return None
         high = 6.0 if isinstance(module, nn.ReLU6) else None
-        return _LeakyGrad.apply(x, output.detach(), high, float(leak()))
+        return _LeakyGrad.apply(x, output.detach(), high, float(leak))
 
     handles = []
     for module in model.modules():
@@ -371,55 +374,53 @@ def attack_batch(
         return ok
 
     leaks = settings.leaks()
-    leak = [leaks[0]]
-    with leaky_relus(backbone.model, lambda: leak[0]):
-        for step in range(steps + 1):
-            if stop is not None and stop():
-                break
-            last = step == steps
-            leak[0] = leaks[step] if step < steps else 0.0
-            xa, da = x[active], delta[active]
-            q = quantise(da, xa, settings).requires_grad_(not last)
-            x01 = (xa + q) / 255
-            # input diversity changes what the network sees, so those logits cannot judge the rounded image
-            diverse = (
-                not last
-                and settings.method == "mifgsm"
-                and settings.diversity > 0
-                and float(torch.rand(1, generator=gen, device=device)) < settings.diversity
-            )
-            with torch.set_grad_enabled(not last):
-                logits = backbone.logits(_diverse(x01, gen) if diverse else x01)
-            ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits)
-            steps_used[active] = step
-            if callback is not None:
-                callback(step, AttackProgress(step, steps, int(reached.sum()), n, goal_prob.tolist()))
-            keep = ~ok
-            if last or not keep.any():
-                break
-            loss = F.cross_entropy(logits, goal[active], reduction="sum")
-            (grad,) = torch.autograd.grad(loss, q)
-            if settings.tv_weight > 0:
-                # both gradients scaled to mean magnitude 1, so the weight is "smoothness per unit of attack";
-                # the penalty always shrinks TV, whichever way the goal's loss is followed
-                (tv_grad,) = torch.autograd.grad(total_variation(q).sum(), q)
-                grad = _unit(grad) - sign * settings.tv_weight * _unit(tv_grad)
-            grad, da, xa, idx = grad[keep], da[keep], xa[keep], active[keep]
-            if settings.method == "mifgsm":
-                momentum[idx] = settings.decay * momentum[idx] + _unit(grad)
-                step_dir = momentum[idx].sign()
-            elif settings.norm == "l2":
-                step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            else:
-                step_dir = grad.sign()
-            # the float iterate moves; the network is always shown its rounding (a straight-through step)
-            z = _project(da + sign * alphas[step] * step_dir, xa, settings)
-            if settings.method == "pgd" and step > 0:
-                # APGD's heavy-ball step: a quarter of the last move again; fewer steps to the goal
-                z = _project(da + 0.75 * (z - da) + 0.25 * (da - previous[idx]), xa, settings)
-            previous[idx] = da
-            delta[idx] = z
-            active = idx
+    for step in range(steps + 1):
+        if stop is not None and stop():
+            break
+        last = step == steps
+        xa, da = x[active], delta[active]
+        q = quantise(da, xa, settings).requires_grad_(not last)
+        x01 = (xa + q) / 255
+        # input diversity changes what the network sees, so those logits cannot judge the rounded image
+        diverse = (
+            not last
+            and settings.method == "mifgsm"
+            and settings.diversity > 0
+            and float(torch.rand(1, generator=gen, device=device)) < settings.diversity
+        )
+        # the gradient flows back through the nodes this forward pass builds: the leak is set here
+        with torch.set_grad_enabled(not last), leaky_relus(backbone.model, 0.0 if last else leaks[step]):
+            logits = backbone.logits(_diverse(x01, gen) if diverse else x01)
+        ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits)
+        steps_used[active] = step
+        if callback is not None:
+            callback(step, AttackProgress(step, steps, int(reached.sum()), n, goal_prob.tolist()))
+        keep = ~ok
+        if last or not keep.any():
+            break
+        loss = F.cross_entropy(logits, goal[active], reduction="sum")
+        (grad,) = torch.autograd.grad(loss, q)
+        if settings.tv_weight > 0:
+            # both gradients scaled to mean magnitude 1, so the weight is "smoothness per unit of attack";
+            # the penalty always shrinks TV, whichever way the goal's loss is followed
+            (tv_grad,) = torch.autograd.grad(total_variation(q).sum(), q)
+            grad = _unit(grad) - sign * settings.tv_weight * _unit(tv_grad)
+        grad, da, xa, idx = grad[keep], da[keep], xa[keep], active[keep]
+        if settings.method == "mifgsm":
+            momentum[idx] = settings.decay * momentum[idx] + _unit(grad)
+            step_dir = momentum[idx].sign()
+        elif settings.norm == "l2":
+            step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        else:
+            step_dir = grad.sign()
+        # the float iterate moves; the network is always shown its rounding (a straight-through step)
+        z = _project(da + sign * alphas[step] * step_dir, xa, settings)
+        if settings.method == "pgd" and step > 0:
+            # APGD's heavy-ball step: a quarter of the last move again; fewer steps to the goal
+            z = _project(da + 0.75 * (z - da) + 0.25 * (da - previous[idx]), xa, settings)
+        previous[idx] = da
+        delta[idx] = z
+        active = idx
     return BatchOutcome(best, reached.cpu(), steps_used.cpu())
 
 

@@ -183,7 +183,7 @@ def test_leaky_relus_change_the_gradient_not_the_answer(inplace):
     model = _tiny(inplace)
     x = torch.randn(16, 6) * 4  # wide enough that units sit below 0 and above 6
     plain_out, plain_grad = _input_grad(model, x)
-    with leaky_relus(model, lambda: 0.25):
+    with leaky_relus(model, 0.25):
         leaky_out, leaky_grad = _input_grad(model, x)
     assert torch.equal(plain_out, leaky_out)
     assert not torch.allclose(plain_grad, leaky_grad)
@@ -201,12 +201,12 @@ def test_leaky_relus_leave_other_threads_and_zero_leak_alone():
     x = torch.randn(16, 6) * 4
     plain_grad = _input_grad(model, x)[1]
     seen = {}
-    with leaky_relus(model, lambda: 0.25):
+    with leaky_relus(model, 0.25):
         worker = threading.Thread(target=lambda: seen.update(grad=_input_grad(model, x)[1]))
         worker.start()
         worker.join()
     assert torch.equal(seen["grad"], plain_grad)  # a Grad-CAM in another session keeps the true gradient
-    with leaky_relus(model, lambda: 0.0):
+    with leaky_relus(model, 0.0):
         assert torch.equal(_input_grad(model, x)[1], plain_grad)
 
 
