@@ -35,9 +35,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from explain.adversarial import AttackSettings, attack_images, default_batch_size  # noqa: E402
-from explain.backbones import load_backbone  # noqa: E402
 from explain.classify import classify_images  # noqa: E402
 from explain.images import decode_image, encode_png, prepare, read_image, to_image  # noqa: E402
+from explain.models import load_backbone  # noqa: E402
 
 
 def target_rule(offset: int) -> str:

@@ -22,9 +22,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explain.backbones import load_model  # noqa: E402
 from explain.cam import compute_cam, default_layer  # noqa: E402
 from explain.images import prepare, read_image  # noqa: E402
+from explain.models import load_model  # noqa: E402
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from bench.timing import ms_summary  # noqa: E402
-from explain.backbones import load_backbone  # noqa: E402
 from explain.featuremaps import (  # noqa: E402
     channel_grid,
     channel_image,
@@ -33,6 +32,7 @@ from explain.featuremaps import (  # noqa: E402
     top_channels,
 )
 from explain.images import prepare, sample_image  # noqa: E402
+from explain.models import load_backbone  # noqa: E402
 
 
 def library_switch(backbone, recording, cropped, layer: str) -> None:

@@ -26,8 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explain.backbones import load_backbone  # noqa: E402
 from explain.images import save_png  # noqa: E402
+from explain.models import load_backbone  # noqa: E402
 from explain.synthesis import PRESETS, class_target, ideal_image, second_opinion  # noqa: E402
 
 # 20 ImageNet classes across animals, objects, food and scenes.

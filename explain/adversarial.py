@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explain.backbones import Backbone
 from explain.classify import ClassScore, classify_images, predict_probs, top_classes
 from explain.errors import LensError
 from explain.images import decode_image, encode_png, prepare
-from explain.limits import MAX_ATTACK_STEPS as MAX_STEPS
+from explain.limits import MAX_ATTACK_STEPS
+from explain.models import Backbone
 
 METHODS: dict[str, str] = {
     "fgsm": "FGSM: one step of size ε along the sign of the gradient",
@@ -75,8 +75,8 @@ class AttackSettings:
             )
         if self.norm == "linf" and self.eps > 255:
             raise LensError(f"ε = {self.eps:g}/255 is more than the whole pixel range; use 1…255.")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
-            raise LensError(f"Steps must be a whole number from 1 to {MAX_STEPS} (got {self.steps!r}).")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_ATTACK_STEPS:
+            raise LensError(f"Steps must be a whole number from 1 to {MAX_ATTACK_STEPS} (got {self.steps!r}).")
         if self.step_size is not None and (not math.isfinite(self.step_size) or self.step_size <= 0):
             raise LensError(f"Step size must be a positive number of grey levels (got {self.step_size:g}).")
         if not 0 <= self.confidence < 1:

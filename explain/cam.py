@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from explain.backbones import Backbone
 from explain.errors import LensError
 from explain.featuremaps import COLORMAPS, colorize
 from explain.hooks import LayerInfo, hooked, record_feature_maps
 from explain.limits import MAX_SMOOTHGRAD_SAMPLES
+from explain.models import Backbone
 
 METHODS: dict[str, str] = {
     "gradcam": "Grad-CAM",

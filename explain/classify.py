@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explain.backbones import Backbone
 from explain.images import prepare
+from explain.models import Backbone
 
 
 @dataclass(frozen=True)

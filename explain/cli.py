@@ -48,7 +48,7 @@ def _device(text: str | None):
 
 
 def _load(args):
-    from explain.backbones import load_model
+    from explain.models import load_model
 
     return load_model(args.model, device=_device(args.device))
 
@@ -79,7 +79,7 @@ def args_models(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_models(args):
-    from explain.backbones import DEFAULT_BACKBONE, REGISTRY, weight_status
+    from explain.models import DEFAULT_BACKBONE, REGISTRY, weight_status
 
     data = []
     for name, spec in REGISTRY.items():
@@ -104,7 +104,7 @@ def args_summary(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_summary(args):
-    from explain.backbones import summarize
+    from explain.models import summarize
 
     summary = summarize(_load(args))
     data = {
@@ -425,7 +425,8 @@ def _rounded(value: float) -> float | None:
 def cmd_finetune(args):
     import time
 
-    from explain.transfer import TrainConfig, dataset_from_folder, evaluate, save_model, split_dataset, train_model
+    from explain.models import save_model
+    from explain.transfer import TrainConfig, dataset_from_folder, evaluate, split_dataset, train_model
 
     start = time.perf_counter()
     test = dataset_from_folder(args.test_dir) if args.test_dir else None

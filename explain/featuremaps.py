@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import torch
 
-from explain.backbones import Backbone
 from explain.errors import LensError
 from explain.hooks import Recording, record_feature_maps
+from explain.models import Backbone
 
 COLORMAPS: dict[str, int] = {
     "viridis": cv2.COLORMAP_VIRIDIS,

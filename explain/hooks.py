@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,6 +23,26 @@ class LayerInfo:
 
 
 @contextmanager
+def attached(
+    forward: Iterable[tuple[nn.Module, Callable]] = (), pre: Iterable[tuple[nn.Module, Callable]] = ()
+) -> Iterator[None]:
+    """Register forward hooks and forward pre-hooks (module, function) for the block; all removed on exit, also on errors.
+
+    The one place in CNN Lens that registers hooks: every other helper goes through it.
+    """
+    handles = []
+    try:
+        for module, fn in pre:
+            handles.append(module.register_forward_pre_hook(fn))
+        for module, fn in forward:
+            handles.append(module.register_forward_hook(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
 def hooked(model: nn.Module, names: Iterable[str] | None = None, keep_grad: bool = False) -> Iterator[dict]:
     """Record outputs of the named modules (all modules when None) while the block runs.
 
@@ -35,7 +55,6 @@ def hooked(model: nn.Module, names: Iterable[str] | None = None, keep_grad: bool
     if unknown:
         raise LensError(f"Unknown layer '{unknown[0]}'. Pick a layer name from the model's layer list.")
     outputs: dict[str, torch.Tensor] = {}
-    handles = []
 
     def make_hook(name: str):
         def hook(_module, _inputs, out):
@@ -45,13 +64,8 @@ def hooked(model: nn.Module, names: Iterable[str] | None = None, keep_grad: bool
 
         return hook
 
-    try:
-        for name in wanted:
-            handles.append(modules[name].register_forward_hook(make_hook(name)))
+    with attached(forward=[(modules[name], make_hook(name)) for name in wanted]):
         yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def hook_count(model: nn.Module) -> int:
@@ -85,7 +99,6 @@ def record_feature_maps(model: nn.Module, x: torch.Tensor) -> Recording:
     modules = dict(model.named_modules())
     outs: dict[str, torch.Tensor] = {}
     identity: set[str] = set()
-    handles = []
 
     def make_hook(name: str):
         def hook(_module, inputs, out):
@@ -97,15 +110,8 @@ def record_feature_maps(model: nn.Module, x: torch.Tensor) -> Recording:
 
         return hook
 
-    try:
-        for name, module in modules.items():
-            if name:
-                handles.append(module.register_forward_hook(make_hook(name)))
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with attached(forward=[(module, make_hook(name)) for name, module in modules.items() if name]), torch.no_grad():
+        logits = model(x)
 
     groups: dict[int, list[str]] = {}
     for name, out in outs.items():

@@ -1,4 +1,4 @@
-"""Decode, validate, orient, resize (OpenCV) and convert images to and from tensors."""
+"""Decode, validate, orient, resize (OpenCV), crop, normalise and convert images to and from tensors."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from explain.backbones import Preprocess
 from explain.errors import LensError
-from explain.limits import MAX_IMAGE_BYTES as MAX_BYTES  # the caps live in explain/limits.py; importable from here too
-from explain.limits import MAX_IMAGE_PIXELS as MAX_PIXELS
+from explain.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 INTERPOLATIONS: dict[str, int] = {
     "nearest": cv2.INTER_NEAREST,
@@ -25,6 +23,19 @@ INTERPOLATIONS: dict[str, int] = {
     "cubic": cv2.INTER_CUBIC,
     "lanczos": cv2.INTER_LANCZOS4,
 }
+
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a photo becomes the network's input: resize shorter side, centre crop, normalise."""
+
+    input_size: int
+    resize_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "linear"
+
 
 SAMPLES: dict[str, str] = {
     "chelsea": "Chelsea the cat",
@@ -40,12 +51,12 @@ SAMPLES: dict[str, str] = {
 }
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image") -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, name: str = "image") -> np.ndarray:
     """Decode image bytes (JPEG, PNG, WebP, BMP, GIF's first frame, TIFF) to upright RGB uint8 (H, W, 3)."""
     if not data:
         raise LensError(f"'{name}' is empty (0 bytes). Choose an image file.")
-    if len(data) > MAX_BYTES:
-        raise LensError(f"'{name}' is {len(data) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise LensError(f"'{name}' is {len(data) / 2**20:.0f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -95,7 +106,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Read an image file from disk (see decode_image)."""
     path = Path(path)
     try:
@@ -165,9 +176,13 @@ def resize_shorter_side(image: np.ndarray, side: int, interpolation: str = "line
     return resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation)
 
 
+def crop_box(height: int, width: int, size: int) -> tuple[int, int]:
+    """(top, left) of the centre crop of side `size` (the offset is floored, and 0 when the image is smaller)."""
+    return max(0, (height - size) // 2), max(0, (width - size) // 2)
+
+
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    top, left = crop_box(image.shape[0], image.shape[1], size)
     return image[top : top + size, left : left + size]
 
 
@@ -206,11 +221,16 @@ def prepare(image: np.ndarray, preprocess: Preprocess, interpolation: str | None
     return Prepared(image, resized, cropped, to_tensor(cropped), interpolation)
 
 
+def normalize(x01: torch.Tensor, preprocess: Preprocess) -> torch.Tensor:
+    """(x − mean) / std per channel, for a batch (N, 3, H, W) in [0, 1], on the batch's device."""
+    mean = torch.tensor(preprocess.mean, device=x01.device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocess.std, device=x01.device).view(1, 3, 1, 1)
+    return (x01 - mean) / std
+
+
 def normalized_stats(tensor01: torch.Tensor, preprocess: Preprocess) -> list[dict]:
     """Per-channel mean/std/min/max of the normalised input tensor (what the network sees)."""
-    mean = torch.tensor(preprocess.mean).view(1, 3, 1, 1)
-    std = torch.tensor(preprocess.std).view(1, 3, 1, 1)
-    x = (tensor01.cpu() - mean) / std
+    x = normalize(tensor01.cpu(), preprocess)
     return [
         {
             "channel": ch,

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from explain.backbones import Backbone
 from explain.errors import LensError
 from explain.hooks import hooked
 from explain.images import to_image
 from explain.limits import MAX_IDEAL_BATCH, MAX_IDEAL_SIZE, MAX_IDEAL_STEPS, MIN_IDEAL_SIZE
+from explain.models import Backbone
 
 METHODS = ("pixels", "fft")
 OBJECTIVES = ("logprob", "logit", "margin")

@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from explain.backbones import REGISTRY, weight_status
 from explain.errors import LensError
 from explain.images import encode_png
 from explain.limits import MAX_IDEAL_BATCH, MAX_IDEAL_GALLERY, MAX_IDEAL_STEPS
+from explain.models import REGISTRY, weight_status
 from explain.synthesis import PRESETS, channel_layers, channel_target, ideal_image, second_opinion
 from explain.synthesis import Target as IdealTarget
 from explain.ui import backbone_by_name, class_picker, current_backbone, run_safely

@@ -7,16 +7,14 @@ import streamlit as st
 
 from explain.errors import LensError
 from explain.limits import MAX_EPOCHS
+from explain.models import HEADS, anatomy_of, export_model
 from explain.transfer import (
     ADVICE_TEXT,
-    HEADS,
     STRATEGIES,
     TrainConfig,
     Trainer,
     advise,
-    anatomy_of,
     augmentation_preview,
-    export_model,
     imagenet_rows_by_name,
     plan_parameters,
     split_dataset,

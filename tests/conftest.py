@@ -16,7 +16,7 @@ CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egypti
 
 @pytest.fixture(scope="session")
 def lite0():
-    from explain.backbones import load_backbone
+    from explain.models import load_backbone
 
     return load_backbone("efficientnet_lite0", device="cpu")
 

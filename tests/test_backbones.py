@@ -4,7 +4,9 @@ import urllib.error
 import pytest
 import torch
 
-from explain.backbones import (
+from explain.classify import classify_images
+from explain.errors import LensError
+from explain.models import (
     REGISTRY,
     STATUSES,
     load_backbone,
@@ -13,8 +15,6 @@ from explain.backbones import (
     summarize,
     weight_status,
 )
-from explain.classify import classify_images
-from explain.errors import LensError
 
 from .conftest import CAT_CLASSES
 
@@ -57,7 +57,7 @@ def test_weights_file_round_trip(lite0, chelsea, tmp_path):
 
 
 def test_weights_for_another_architecture_say_how_many_keys_are_wrong(tmp_path):
-    from explain.backbones import build_architecture
+    from explain.models import build_architecture
 
     path = tmp_path / "alexnet.pth"
     torch.save(build_architecture("alexnet").state_dict(), path)

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from explain.backbones import REGISTRY, Backbone, _prepare_for_viewing, build_architecture, imagenet_categories
 from explain.cam import compute_cam, default_layer, heatmap, map_layers, mass_inside, overlay_cam
 from explain.errors import LensError
 from explain.hooks import hook_count
 from explain.images import prepare, resize, sample_image, save_png, to_tensor
+from explain.models import REGISTRY, Backbone, build_architecture, imagenet_categories, prepare_for_viewing
 
 from .conftest import CAT_CLASSES, ROOT
 
@@ -185,7 +185,7 @@ def test_every_registry_entry_has_a_working_default_layer(name):
     """Random weights (no download): the named default layer exists, gives a 4-D map, and Grad-CAM runs on it."""
     torch.manual_seed(0)
     spec = REGISTRY[name]
-    model = _prepare_for_viewing(build_architecture(name))
+    model = prepare_for_viewing(build_architecture(name))
     backbone = Backbone(name, model, imagenet_categories(), spec.preprocess, torch.device("cpu"), "random", name, spec.cam_layer)
     assert spec.cam_layer in dict(model.named_modules())
     assert default_layer(backbone) == spec.cam_layer
@@ -279,8 +279,8 @@ def _widgets_script():
     import torch
     from torch import nn
 
-    from explain.backbones import Backbone
     from explain.images import prepare, sample_image
+    from explain.models import Backbone
     from explain.ui import cached_backbone
     from explain.ui.cam import CamSettings, cam_gallery, cam_panel
 

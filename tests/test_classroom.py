@@ -228,10 +228,10 @@ def _kind(key: str) -> str:
 
 
 def test_common_library_errors_read_in_korean(tmp_path, lite0):
-    from explain.backbones import load_model
     from explain.errors import LensError
     from explain.featuremaps import channel_grid
     from explain.images import decode_image
+    from explain.models import load_model
     from explain.ui.classroom import error_text
 
     bad_weights = tmp_path / "notes.pth"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from explain.backbones import REGISTRY
 from explain.cli import main
+from explain.models import REGISTRY
 
 from .conftest import CAT_CLASSES, ROOT
 

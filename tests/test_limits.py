@@ -35,17 +35,6 @@ def test_no_error_details_reach_the_browser():
     assert f'"{value}"' in config._config_options_template["client.showErrorDetails"].description
 
 
-def test_library_modules_keep_their_names():
-    from explain import adversarial, images, transfer
-
-    assert images.MAX_PIXELS == L.MAX_IMAGE_PIXELS == 40_000_000 and images.MAX_BYTES == L.MAX_IMAGE_BYTES
-    assert adversarial.MAX_STEPS == L.MAX_ATTACK_STEPS
-    assert transfer.MAX_IMAGES == L.MAX_DATASET_IMAGES and transfer.MAX_STORED_SIDE == L.MAX_STORED_SIDE
-    assert (transfer.ZIP_MAX_ENTRIES, transfer.ZIP_MAX_TOTAL_BYTES, transfer.ZIP_MAX_RATIO) == (
-        L.ZIP_MAX_ENTRIES, L.ZIP_MAX_TOTAL_BYTES, L.ZIP_MAX_RATIO,
-    )
-
-
 def _ideal(**kw):
     from explain.synthesis import IdealSettings, check_settings
 
@@ -106,7 +95,7 @@ def test_dataset_image_cap_before_decoding(monkeypatch):
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, format="PNG")
     files = {cls: [(f"{i}.png", buf.getvalue()) for i in range(6)] for cls in ("a", "b")}
     assert len(T.dataset_from_uploads(files)) == 12
-    monkeypatch.setattr(T, "MAX_IMAGES", 11)
+    monkeypatch.setattr(T.datasets, "MAX_DATASET_IMAGES", 11)
     with pytest.raises(LensError, match="holds 12 images; the limit is 11"):
         T.dataset_from_uploads(files)
 
@@ -141,7 +130,7 @@ def test_cap_errors_read_in_korean(lite0, monkeypatch):
     from explain.cam import compute_cam
     from explain.ui.classroom import error_text
 
-    monkeypatch.setattr(T, "ZIP_MAX_ENTRIES", 0)
+    monkeypatch.setattr(T.datasets, "ZIP_MAX_ENTRIES", 0)
     attempts = [
         lambda: _ideal(steps=L.MAX_IDEAL_STEPS + 1),
         lambda: _ideal(batch=L.MAX_IDEAL_BATCH + 1),

@@ -14,10 +14,20 @@ import pytest
 import torch
 
 from explain import transfer as T
-from explain.backbones import REGISTRY, Backbone, build_architecture, imagenet_categories, load_model, with_preprocess
+from explain.transfer import datasets
 from explain.classify import classify_images
 from explain.errors import LensError
 from explain.images import encode_png, sample_image
+from explain.models import (
+    REGISTRY,
+    Backbone,
+    anatomy_of,
+    build_architecture,
+    imagenet_categories,
+    load_model,
+    save_model,
+    with_preprocess,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +128,11 @@ def test_split_forward_equals_whole_network(small, splits):
 
 def test_anatomy_of_resnet_and_mobilenet():
     resnet = build_architecture("resnet18").eval()
-    a = T.anatomy_of("resnet18", resnet)
+    a = anatomy_of("resnet18", resnet)
     assert a.blocks == (("layer1",), ("layer2",), ("layer3",), ("layer4",)) and a.head == "fc"
-    mobile = T.anatomy_of("mobilenet_v2")
+    mobile = anatomy_of("mobilenet_v2")
     assert len(mobile.blocks) == 19 and mobile.head == "classifier.1"
-    vgg = T.anatomy_of("vgg16")
+    vgg = anatomy_of("vgg16")
     assert len(vgg.blocks) == 5 and vgg.blocks[-1][-1] == "features.30" and vgg.head == "classifier.6"
     # the same cut through a resnet with random weights: frozen part + trainable part = the network
     bb = Backbone("resnet18", resnet, imagenet_categories(), REGISTRY["resnet18"].preprocess, torch.device("cpu"), "file", "resnet18")
@@ -165,7 +175,7 @@ def test_classifier_strategy_maps_classes_to_imagenet(small):
 # --- export / import / CLI --------------------------------------------------------------------------
 def test_export_import_gives_identical_predictions(extract_run, tmp_path):
     _, result = extract_run
-    path = T.save_model(result.backbone, tmp_path / "mine.pt")
+    path = save_model(result.backbone, tmp_path / "mine.pt")
     payload = torch.load(path, weights_only=True)
     assert payload["format"] == "cnn-lens-model" and payload["classes"] == list(result.backbone.categories)
     again = load_model(str(path), device="cpu")
@@ -174,9 +184,11 @@ def test_export_import_gives_identical_predictions(extract_run, tmp_path):
     x = torch.rand(3, 3, 128, 128)
     with torch.no_grad():
         assert torch.equal(result.backbone.logits(x), again.logits(x))
-    # a plain state dict is not an export: the registry path still handles it
-    with pytest.raises(LensError, match="not a CNN Lens model export"):
-        T.import_model(io.BytesIO(b"not a model").getvalue())
+    # a file that is no checkpoint at all is refused with the file's own name, never unpickled
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(LensError, match="Could not read weights file 'junk.pt'"):
+        load_model(str(junk), device="cpu")
 
 
 def test_cli_finetune_then_classify(tmp_path):
@@ -245,17 +257,17 @@ def test_zip_unsafe_entries_are_skipped():
 def test_zip_limits(monkeypatch):
     pngs = _demo_pngs(per_class=5)
     data = _png_zip({f"{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)})
-    monkeypatch.setattr(T, "ZIP_MAX_TOTAL_BYTES", 1000)
+    monkeypatch.setattr(datasets, "ZIP_MAX_TOTAL_BYTES", 1000)
     with pytest.raises(LensError, match="would unpack to"):
         T.dataset_from_zip(data)
-    monkeypatch.setattr(T, "ZIP_MAX_ENTRIES", 3)
+    monkeypatch.setattr(datasets, "ZIP_MAX_ENTRIES", 3)
     with pytest.raises(LensError, match="entries; the limit is 3"):
         T.dataset_from_zip(data)
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a/big.png", b"\0" * 5_000_000)
-    monkeypatch.setattr(T, "ZIP_MAX_ENTRIES", 100)
-    monkeypatch.setattr(T, "ZIP_MAX_TOTAL_BYTES", 10**9)
+    monkeypatch.setattr(datasets, "ZIP_MAX_ENTRIES", 100)
+    monkeypatch.setattr(datasets, "ZIP_MAX_TOTAL_BYTES", 10**9)
     with pytest.raises(LensError, match="No images found.*compressed"):
         T.dataset_from_zip(bomb.getvalue())
     with pytest.raises(LensError, match="not a readable zip"):

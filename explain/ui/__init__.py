@@ -14,10 +14,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explain.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, default_device, load_backbone, weight_status
 from explain.errors import LensError
 from explain.images import SAMPLES, decode_image, sample_image
 from explain.limits import MAX_SESSION_MODELS
+from explain.models import DEFAULT_BACKBONE, REGISTRY, Backbone, default_device, load_backbone, weight_status
 from explain.ui.classroom import classroom_controls, error_text, forget_url, url_state
 from explain.ui.i18n import t
 from explain.ui.limits import image_limits, limits_caption, weights_limits
@@ -118,7 +118,7 @@ def add_weights_backbone(filename: str, data: bytes) -> str:
     import os
     import tempfile
 
-    from explain.backbones import load_model
+    from explain.models import load_model
 
     fd, path = tempfile.mkstemp(suffix=".pth", prefix="cnnlens-")
     try:
@@ -233,7 +233,7 @@ def cached_recording(backbone: Backbone, image: np.ndarray):
 
 def cached_summary(backbone: Backbone):
     """The Keras-style summary of a backbone, computed once per session and backbone."""
-    from explain.backbones import summarize
+    from explain.models import summarize
 
     store = st.session_state.setdefault("summaries", {})
     if backbone.name not in store:

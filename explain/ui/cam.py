@@ -16,11 +16,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explain.backbones import Backbone
 from explain.cam import LAYER_METHODS, METHODS, CamResult, compute_cam, default_layer, map_layers, overlay_cam
 from explain.featuremaps import COLORMAPS
 from explain.images import prepare, to_image
 from explain.limits import MAX_SMOOTHGRAD_SAMPLES
+from explain.models import Backbone
 from explain.ui import run_safely
 from explain.ui.classroom import url_state
 from explain.ui.i18n import t
