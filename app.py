@@ -4,8 +4,8 @@ import logging
 
 import streamlit as st
 
-from explain.ui import sidebar
 from explain.ui.i18n import t
+from explain.ui.sidebar import sidebar
 
 log = logging.getLogger("cnn_lens")
 

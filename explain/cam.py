@@ -18,21 +18,22 @@ import torch
 import torch.nn.functional as F
 
 from explain.errors import LensError
-from explain.featuremaps import COLORMAPS, colorize
-from explain.hooks import LayerInfo, hooked, record_feature_maps
+from explain.featuremaps import COLORMAPS, colorize, probe_layers
+from explain.hooks import LayerInfo, hooked
 from explain.limits import MAX_SMOOTHGRAD_SAMPLES
 from explain.models import Backbone
 
-METHODS: dict[str, str] = {
+CAM_METHODS: dict[str, str] = {
     "gradcam": "Grad-CAM",
     "gradcampp": "Grad-CAM++",
     "saliency": "Gradient saliency",
     "smoothgrad": "SmoothGrad",
 }
+DEFAULT_CAM_METHOD = "gradcam"
 LAYER_METHODS = ("gradcam", "gradcampp")  # the others look at the input pixels, not a layer
 INPUT_LAYER = "input"
 
-Target = int | str
+ClassRef = int | str  # a class given by index or by (part of) its name
 
 
 @dataclass(frozen=True)
@@ -60,17 +61,14 @@ class CamResult:
 
 
 def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise LensError(f"Unknown method '{method}'. Choose one of: {', '.join(METHODS)}.")
+    if method not in CAM_METHODS:
+        raise LensError(f"Unknown method '{method}'. Choose one of: {', '.join(CAM_METHODS)}.")
     return method
 
 
 def map_layers(backbone: Backbone, size: int | None = None) -> list[LayerInfo]:
     """Every layer whose output is a spatial map (N, C, H, W) with H·W > 1, in execution order."""
-    size = size or backbone.preprocess.input_size
-    x = torch.zeros(1, 3, size, size, device=backbone.device)
-    recording = record_feature_maps(backbone.model, backbone.normalize(x))
-    return [li for li in recording.layers if li.shape[1] * li.shape[2] > 1]
+    return [li for li in probe_layers(backbone, size).layers if li.shape[1] * li.shape[2] > 1]
 
 
 def default_layer(backbone: Backbone) -> str:
@@ -84,7 +82,7 @@ def default_layer(backbone: Backbone) -> str:
 
 
 def _per_image_targets(
-    backbone: Backbone, n: int, targets: Target | Sequence | None
+    backbone: Backbone, n: int, targets: ClassRef | Sequence | None
 ) -> list[list[int] | None]:
     """Explicit targets resolved to indices, one list per image; None where the top classes decide."""
     if targets is None:
@@ -223,7 +221,7 @@ def _input_gradients(
 def compute_cam(
     backbone: Backbone,
     x01: torch.Tensor,
-    targets: Target | Sequence | None = None,
+    targets: ClassRef | Sequence | None = None,
     method: str = "gradcam",
     layer: str | None = None,
     top_k: int = 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from explain.errors import LensError
-from explain.hooks import Recording, record_feature_maps
+from explain.hooks import LayerInfo, Recording, record_feature_maps
 from explain.models import Backbone
 
 COLORMAPS: dict[str, int] = {
@@ -21,11 +22,35 @@ COLORMAPS: dict[str, int] = {
     "turbo": cv2.COLORMAP_TURBO,
     "gray": -1,
 }
+DEFAULT_COLORMAP = "viridis"
+NORMALISATIONS = ("channel", "layer")  # each channel to its own range, or one range for the whole layer
 
 
 def record_image(backbone: Backbone, tensor01: torch.Tensor) -> Recording:
     """Record every layer's feature map for one image (a [0, 1] tensor from images.prepare)."""
     return record_feature_maps(backbone.model, backbone.normalize(tensor01.to(backbone.device)))
+
+
+@dataclass(frozen=True)
+class LayerProbe:
+    """A network's layers as one grey image at its input size finds them (shapes do not depend on the pixels)."""
+
+    layers: list[LayerInfo]  # the layer list every page shows, in network order (see record_feature_maps)
+    shapes: dict[str, tuple[int, ...]]  # (C, H, W) of every module with a feature-map output, listed or not
+
+
+_PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {input side: LayerProbe}
+
+
+def probe_layers(backbone: Backbone, size: int | None = None) -> LayerProbe:
+    """The layers of a backbone's network (remembered per model object and input side: one forward pass each)."""
+    size = size or backbone.preprocess.input_size
+    by_size = _PROBES.setdefault(backbone.model, {})
+    if size not in by_size:
+        grey = torch.full((1, 3, size, size), 0.5, device=backbone.device)
+        recording = record_feature_maps(backbone.model, backbone.normalize(grey))
+        by_size[size] = LayerProbe(recording.layers, recording.shapes)
+    return by_size[size]
 
 
 def colorize(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
@@ -69,7 +94,7 @@ def channel_grid(
     bad = [i for i in channels if not 0 <= i < c]
     if bad:
         raise LensError(f"Channel {bad[0]} does not exist: this layer has channels 0..{c - 1}.")
-    if normalise not in ("channel", "layer"):
+    if normalise not in NORMALISATIONS:
         raise LensError("normalise must be 'channel' or 'layer'.")
     data = _as_numpy(fmap)[channels]
     if normalise == "channel":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -80,6 +80,7 @@ class Recording:
     layers: list[LayerInfo]
     maps: dict[str, torch.Tensor]
     logits: torch.Tensor
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # (C, H, W) of every module with a 4-D output
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -132,4 +133,5 @@ def record_feature_maps(model: nn.Module, x: torch.Tensor) -> Recording:
         shape = tuple(outs[name].shape[1:])
         layers.append(LayerInfo(name, type(modules[name]).__name__, shape, not (ancestors & listed)))
     maps = {name: outs[name][0].detach().float().cpu() for name in order}
-    return Recording(layers, maps, logits.detach().cpu())
+    shapes = {name: tuple(out.shape[1:]) for name, out in outs.items() if out.ndim == 4}
+    return Recording(layers, maps, logits.detach().cpu(), shapes)

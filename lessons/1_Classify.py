@@ -6,10 +6,11 @@ import streamlit as st
 from explain.classify import predict_probs, top_classes
 from explain.images import INTERPOLATIONS, prepare
 from explain.images import normalized_stats as tensor_stats
-from explain.ui import backbone_and_photo, run_safely
 from explain.ui.cam import cam_panel
 from explain.ui.classroom import lesson_panel, presenter_mode
+from explain.ui.errors import run_safely
 from explain.ui.i18n import t
+from explain.ui.pickers import backbone_and_photo
 from explain.ui.plots import topk_bar
 
 st.title(t("Classify"))

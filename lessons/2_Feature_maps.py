@@ -4,9 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from explain.featuremaps import COLORMAPS, channel_grid, channel_image, channel_stats, overlay_channel, top_channels
-from explain.ui import backbone_and_photo, cached_recording, cached_summary, run_safely
 from explain.ui.classroom import lesson_panel, presenter_mode, url_state
+from explain.ui.errors import run_safely
+from explain.ui.featuremaps import cached_recording, cached_summary
 from explain.ui.i18n import t
+from explain.ui.pickers import backbone_and_photo
 from explain.ui.plots import bar_chart
 
 st.title(t("Feature maps"))

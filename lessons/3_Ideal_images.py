@@ -11,12 +11,15 @@ from explain.limits import MAX_IDEAL_BATCH, MAX_IDEAL_GALLERY, MAX_IDEAL_STEPS
 from explain.models import REGISTRY, weight_status
 from explain.synthesis import PRESETS, channel_layers, channel_target, ideal_image, second_opinion
 from explain.synthesis import Target as IdealTarget
-from explain.ui import backbone_by_name, class_picker, current_backbone, run_safely
+from explain.ui.backbones import backbone_by_name, current_backbone
 from explain.ui.classroom import lesson_panel, url_state
+from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.ideal import curves
 from explain.ui.jobs import heavy_job
 from explain.ui.limits import copies_limit, gallery_limit, limits_caption, steps_limit
+from explain.ui.pickers import class_picker
+from explain.ui.session import cached
 
 PRESET_TITLES = {"course": "Course recipe (pixels + TV)", "clear": "Clear (FFT + robustness)"}
 _ids = itertools.count()
@@ -41,9 +44,7 @@ state.setdefault("ideal_gallery", [])
 if "ideal_mode" not in state and ("layer" in st.query_params or "ideal_layer" in state):
     state["ideal_mode"] = "channel"
 
-if backbone.name not in state.get("ideal_layer_cache", {}):
-    state["ideal_layer_cache"] = {backbone.name: [li for li in channel_layers(backbone)]}
-layers = state["ideal_layer_cache"][backbone.name]
+layers = cached("ideal_layer_cache", backbone.name, lambda: list(channel_layers(backbone)), max_entries=4)
 layer_names = [li.name for li in layers]
 layer_by_name = {li.name: li for li in layers}
 

@@ -3,24 +3,19 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from explain.adversarial import MAX_LEAK, METHODS, AttackSettings, attack_images, perturbation_image
+from explain.adversarial import ATTACKS, MAX_LEAK, AttackSettings, attack_images, perturbation_image
 from explain.classify import classify_images
 from explain.limits import MAX_ATTACK_STEPS
-from explain.ui import (
-    backbone_and_photo,
-    backbone_by_name,
-    backbone_choices,
-    backbone_label,
-    class_picker,
-    image_key,
-    run_safely,
-)
+from explain.ui.backbones import backbone_by_name, backbone_choices, backbone_label
 from explain.ui.cam import cam_gallery
 from explain.ui.classroom import lesson_panel, url_state
+from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.jobs import heavy_job
 from explain.ui.limits import limits_caption, steps_limit
+from explain.ui.pickers import backbone_and_photo, class_picker
 from explain.ui.plots import topk_bar
+from explain.ui.session import image_key
 
 CATS = range(281, 286)  # tabby … Egyptian cat
 GOLDEN_RETRIEVER, TABBY = 207, 281
@@ -49,8 +44,8 @@ mode = c1.radio(
 # a cat becomes a dog and anything else becomes a cat: the course's first example works out of the box
 default_target = GOLDEN_RETRIEVER if clean_top[0].index in CATS else TABBY
 target = class_picker(backbone, t("Target class (type to search)"), key="adv_target", default=default_target, url="class") if mode == "targeted" else None
-url_state("method", "adv_method", "pgd", options=list(METHODS))
-method = c2.selectbox(t("Method"), list(METHODS), format_func=lambda m: t(METHODS[m]), key="adv_method")
+url_state("method", "adv_method", "pgd", options=list(ATTACKS))
+method = c2.selectbox(t("Method"), list(ATTACKS), format_func=lambda m: t(ATTACKS[m]), key="adv_method")
 
 c3, c4 = st.columns(2)
 eps = c3.slider(t("ε: the most any pixel may change (grey levels, /255)"), 1, 16, 2, key="adv_eps")

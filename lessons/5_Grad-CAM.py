@@ -5,13 +5,15 @@ import io
 import numpy as np
 import streamlit as st
 
-from explain.cam import METHODS, heatmap, overlay_cam
+from explain.cam import CAM_METHODS, heatmap, overlay_cam
 from explain.classify import predict_probs, top_classes
 from explain.images import encode_png, prepare
-from explain.ui import backbone_and_photo, class_picker, image_key, run_safely
 from explain.ui.cam import METHOD_HELP, cached_cam, cam_controls
 from explain.ui.classroom import lesson_panel
+from explain.ui.errors import run_safely
 from explain.ui.i18n import t
+from explain.ui.pickers import backbone_and_photo, class_picker
+from explain.ui.session import image_key
 
 st.title(t("Grad-CAM"))
 st.caption(
@@ -49,7 +51,7 @@ overlay = overlay_cam(prepared.cropped, cam_map, settings.alpha, settings.cmap)
 side = prepared.cropped.shape[0]
 c1, c2, c3 = st.columns(3)
 c1.image(prepared.cropped, caption=t("What the network sees ({s}×{s})", s=side), width="stretch")
-c2.image(overlay, caption=t("{method} for {cls} ({p:.1f}%)", method=t(METHODS[result.method]), cls=result.target_label[0], p=result.target_prob[0] * 100), width="stretch")
+c2.image(overlay, caption=t("{method} for {cls} ({p:.1f}%)", method=t(CAM_METHODS[result.method]), cls=result.target_label[0], p=result.target_prob[0] * 100), width="stretch")
 c3.image(heatmap(cam_map, cmap=settings.cmap), caption=t("The map itself (layer {layer}, {h}×{w} before upsampling)", layer=result.layer, h=result.raw.shape[1], w=result.raw.shape[2]), width="stretch")
 
 buffer = io.BytesIO()

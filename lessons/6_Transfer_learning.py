@@ -19,20 +19,20 @@ from explain.transfer import (
     plan_parameters,
     split_dataset,
 )
-from explain.ui import (
+from explain.ui.backbones import (
     add_own_backbone,
     add_weights_backbone,
     backbone_by_name,
     current_backbone,
     custom_backbones,
-    run_safely,
-    show_error,
 )
 from explain.ui.classroom import lesson_panel
+from explain.ui.errors import run_safely, show_error
 from explain.ui.i18n import t
 from explain.ui.jobs import heavy_job
 from explain.ui.limits import epochs_limit, limits_caption, weights_limits
 from explain.ui.plots import bar_chart
+from explain.ui.session import cached
 from explain.ui.transfer import confusion_heatmap, dataset_builder, prediction_grid, training_curves
 
 st.title(t("Transfer learning"))
@@ -257,13 +257,10 @@ add_own_backbone(model_name, own)
 st.success(
     t("**{name}** is now in the sidebar's backbone list: look at its feature maps, its ideal images of your classes, attack it, or see its Grad-CAM.", name=model_name)
 )
-exported = st.session_state.get("tl_export")
-if exported is None or exported[0] != (id(result), model_name):
-    exported = ((id(result), model_name), export_model(own))
-    st.session_state["tl_export"] = exported
+exported = cached("tl_export", (id(result), model_name), lambda: export_model(own), max_entries=1)
 st.download_button(
     t("Download the model file"),
-    data=exported[1],
+    data=exported,
     file_name="my_model.pt",
     mime="application/octet-stream",
     key="tl_download",

@@ -73,7 +73,7 @@ class _Module:
         path = self.root / (module.replace(".", "/") + ".py")
         if not path.is_file():
             path = self.root / module.replace(".", "/") / "__init__.py"
-        return _Module(path, self.root).tables.get(name) if path.is_file() else None
+        return _Module(path, self.root).table(name) if path.is_file() else None  # a package re-exports it: follow on
 
     def name_strings(self, name: str) -> list[str] | None:
         """Strings a local name can hold: its assignments of literals, or its slot in loops over a table."""

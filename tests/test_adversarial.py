@@ -16,12 +16,12 @@ from explain.adversarial import (
     leaky_relus,
     perturbation_image,
     quantise,
-    total_variation,
 )
 from explain.classify import classify_images
 from explain.cli import main
 from explain.errors import LensError
 from explain.images import decode_image, encode_png, prepare, read_image
+from explain.regularisers import total_variation
 
 from .conftest import CAT_CLASSES
 
@@ -117,14 +117,14 @@ def test_batch_early_stop_and_callback(lite0, chelsea):
     egyptian_cat = 285  # one step away for this tiger cat; the dog takes several
     out = attack_batch(
         lite0, crops, torch.tensor([GOLDEN_RETRIEVER, egyptian_cat]), True, AttackSettings(eps=2, steps=10),
-        callback=lambda step, progress: seen.append((step, progress.done)),
+        callback=lambda progress: seen.append((progress.step, int(progress.metrics["reached"]))),
     )
     assert [s for s, _ in seen] == list(range(len(seen)))
     assert out.delta.abs().max() <= 2 and torch.equal(out.delta, out.delta.round())
     assert out.reached.all() and out.steps_used[1] < out.steps_used[0] < 10
     assert [done for _, done in seen] == sorted(done for _, done in seen) and seen[-1][1] == 2
-    stopped = attack_batch(lite0, crops, torch.tensor([1, 1]), True, AttackSettings(eps=2, steps=10), stop=lambda: True)
-    assert not stopped.reached.any()
+    stopped = attack_batch(lite0, crops, torch.tensor([1, 1]), True, AttackSettings(eps=2, steps=10), should_stop=lambda: True)
+    assert not stopped.reached.any() and stopped.stopped and not out.stopped
 
 
 @pytest.mark.parametrize(

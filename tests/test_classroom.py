@@ -188,7 +188,8 @@ def test_the_url_follows_the_widgets_and_page_switches():
 
 
 def _class_picker_page():
-    from explain.ui import cached_backbone, class_picker
+    from explain.ui.backbones import cached_backbone
+    from explain.ui.pickers import class_picker
 
     class_picker(cached_backbone("efficientnet_lite0"), "Class", key="demo_class", url="class")
 
@@ -232,7 +233,7 @@ def test_common_library_errors_read_in_korean(tmp_path, lite0):
     from explain.featuremaps import channel_grid
     from explain.images import decode_image
     from explain.models import load_model
-    from explain.ui.classroom import error_text
+    from explain.ui.errors import error_text
 
     bad_weights = tmp_path / "notes.pth"
     bad_weights.write_bytes(b"not a checkpoint")

@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-import explain.cli as cli
+from explain.cli import common as cli_common
 from explain.cli import main
 
 IMG, DATA = "IMG", "DATA"  # replaced by a real photo / a real two-class folder
@@ -99,14 +99,14 @@ def data_dir(tmp_path_factory, chelsea):
 @pytest.fixture
 def shared_model(monkeypatch, lite0):
     """The default model is the session's real EfficientNet-Lite0 (loaded once); every other name goes the normal way."""
-    load = cli._load
+    load = cli_common.load
 
     def load_once(args):
         if args.model == "efficientnet_lite0" and args.device is None:
             return lite0
         return load(args)
 
-    monkeypatch.setattr(cli, "_load", load_once)
+    monkeypatch.setattr(cli_common, "load", load_once)
 
 
 @pytest.mark.parametrize("argv", CASES, ids=lambda a: " ".join(a))

@@ -117,7 +117,7 @@ def _photo_upload_page(name: str, data: bytes) -> None:
     import numpy as np
     import streamlit as st
 
-    from explain.ui import keep_photo
+    from explain.ui.pickers import keep_photo
 
     st.session_state["image"] = ("earlier.png", np.zeros((4, 4, 3), np.uint8))
     keep_photo("image", name, data)
@@ -211,7 +211,7 @@ def test_skipped_files_of_a_zip_are_listed_on_the_page():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.switch_page("lessons/6_Transfer_learning.py")
     # the page's dataset cache answers as if this zip had been uploaded (AppTest cannot upload files)
-    at.session_state["tl_datasets"] = {"demo": (_signature(next(iter(DEMO_SETS)), 24), dataset)}
+    at.session_state["tl_datasets"] = {("demo", _signature(next(iter(DEMO_SETS)), 24)): dataset}
     at.run()
     assert not at.exception and not at.error
     skipped = next(ex for ex in at.expander if "files were skipped" in ex.label)
@@ -226,7 +226,9 @@ def test_skipped_files_of_a_zip_are_listed_on_the_page():
 def _weights_upload_page(name: str, data: bytes) -> None:
     import streamlit as st
 
-    from explain.ui import add_weights_backbone, run_safely, sidebar
+    from explain.ui.backbones import add_weights_backbone
+    from explain.ui.errors import run_safely
+    from explain.ui.sidebar import sidebar
 
     st.session_state["added"] = run_safely(add_weights_backbone, name, data)  # what the sidebar's uploader calls
     sidebar()

@@ -105,7 +105,7 @@ def _own_models_page(count: int) -> None:
 
     import streamlit as st
 
-    from explain.ui import add_own_backbone, cached_backbone
+    from explain.ui.backbones import add_own_backbone, cached_backbone
 
     base = cached_backbone("efficientnet_lite0")
     st.session_state["backbone"] = "mine 0"  # the one picked in the sidebar is never dropped
@@ -128,7 +128,7 @@ def test_cap_errors_read_in_korean(lite0, monkeypatch):
 
     from explain import transfer as T
     from explain.cam import compute_cam
-    from explain.ui.classroom import error_text
+    from explain.ui.errors import error_text
 
     monkeypatch.setattr(T.datasets, "ZIP_MAX_ENTRIES", 0)
     attempts = [

@@ -57,7 +57,8 @@ def _upload_then_sidebar(weights: bytes):
     import streamlit as st
 
     from explain.errors import LensError
-    from explain.ui import add_weights_backbone, sidebar
+    from explain.ui.backbones import add_weights_backbone
+    from explain.ui.sidebar import sidebar
 
     try:
         st.session_state["added"] = add_weights_backbone("mine.pth", weights)

@@ -11,6 +11,7 @@ from explain.cli import main
 from explain.errors import LensError
 from explain.hooks import hook_count
 from explain.images import read_image, to_tensor
+from explain.regularisers import total_variation
 from explain.synthesis import (
     PRESETS,
     IdealSettings,
@@ -22,7 +23,6 @@ from explain.synthesis import (
     preset,
     random_rotate,
     random_scale,
-    total_variation,
 )
 
 GOLDFISH = 1
@@ -83,7 +83,7 @@ def test_channel_objective_rises_and_hooks_are_removed(lite0):
 
 
 def test_hooks_are_removed_when_the_callback_fails(lite0):
-    def boom(step, state):
+    def boom(progress):
         raise RuntimeError("page went away")
 
     with pytest.raises(RuntimeError):
@@ -95,15 +95,16 @@ def test_callback_sees_every_step_and_stop_ends_early(lite0):
     seen = []
     stop = threading.Event()
 
-    def callback(step, state):
-        seen.append((step, state.prob, set(state.losses)))
-        assert state.image.shape == (128, 128, 3) and state.steps == 20
-        if step == 3:
+    def callback(progress):
+        seen.append((progress.step, progress.metrics["prob"], set(progress.metrics)))
+        assert progress.preview.shape == (128, 128, 3) and progress.total == 20 and progress.phase == "optimise"
+        assert all(len(values) == progress.step for values in progress.history.values())
+        if progress.step == 3:
             stop.set()
 
     result = ideal_image(lite0, class_target(lite0, GOLDFISH), IdealSettings(**{**SMALL.__dict__, "steps": 20, "tv": 0.1}), callback, stop)
     assert [s for s, _, _ in seen] == [1, 2, 3]
-    assert all(0 <= p <= 1 for _, p, _ in seen) and seen[0][2] == {"objective", "tv", "total"}
+    assert all(0 <= p <= 1 for _, p, _ in seen) and seen[0][2] == {"prob", "activation", "objective", "tv", "total"}
     assert result.stopped and result.steps_done == 3 and len(result.history["prob"]) == 3
     called = []
     result = ideal_image(lite0, class_target(lite0, GOLDFISH), SMALL, should_stop=lambda: called.append(1) or len(called) >= 2)

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from explain import transfer as T
-from explain.transfer import datasets
 from explain.classify import classify_images
 from explain.errors import LensError
 from explain.images import encode_png, sample_image
@@ -28,6 +27,7 @@ from explain.models import (
     save_model,
     with_preprocess,
 )
+from explain.transfer import datasets
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_anatomy_of_resnet_and_mobilenet():
 def test_stop_request_keeps_the_model_so_far(small, splits):
     steps = []
     result = T.train_model(
-        small, splits, T.TrainConfig("extract", epochs=5, batch_size=4), callback=lambda s, p: steps.append(p.phase), should_stop=lambda: True
+        small, splits, T.TrainConfig("extract", epochs=5, batch_size=4), callback=lambda p: steps.append(p.phase), should_stop=lambda: True
     )
     assert result.stopped and len(result.history) == 1
     assert steps.count("train") == 1 and steps[0] == "features" and steps[-1] == "epoch"

@@ -37,6 +37,7 @@ from explain.transfer.trainer import (
     Trainer,
     TrainResult,
     count_parameters,
+    epoch_history,
     plan_parameters,
     train_model,
 )
@@ -44,6 +45,6 @@ from explain.transfer.trainer import (
 __all__ = [
     "ADVICE_TEXT", "DEMO_SETS", "DEMO_TITLES", "STRATEGIES", "Advice", "EpochStats", "Evaluation", "ImageSet", "Splits",
     "TrainConfig", "TrainResult", "Trainer", "advise", "augmentation_preview", "count_parameters", "dataset_from_folder",
-    "dataset_from_uploads", "dataset_from_zip", "demo_dataset", "evaluate", "imagenet_rows_by_name", "plan_parameters",
+    "dataset_from_uploads", "dataset_from_zip", "demo_dataset", "epoch_history", "evaluate", "imagenet_rows_by_name", "plan_parameters",
     "random_resized_crop", "split_dataset", "train_model",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +15,7 @@ from torch import nn
 
 from explain.errors import LensError
 from explain.images import normalize, prepare, to_tensor
+from explain.jobs import Progress, ProgressLog, StopSignal, stop_requested
 from explain.limits import MAX_EPOCHS
 from explain.models import (
     HEADS,
@@ -84,17 +85,12 @@ class EpochStats:
     phase: str = "head"  # "head": only the new head learned; "blocks": the unfrozen blocks too
 
 
-@dataclass(frozen=True)
-class TrainProgress:
-    """What the callback receives: phase "features" (caching), "train" (one step) or "epoch" (one epoch done)."""
+EPOCH_METRICS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
 
-    phase: str
-    step: int
-    total: int
-    epoch: int
-    epochs: int
-    loss: float | None
-    history: tuple[EpochStats, ...]
+
+def epoch_history(history: Sequence[EpochStats]) -> dict[str, list[float]]:
+    """Epoch stats as the metric history a long job reports (metric -> one value per epoch), for one kind of chart."""
+    return {name: [float(getattr(h, name)) for h in history] for name in EPOCH_METRICS}
 
 
 @dataclass(frozen=True)
@@ -246,17 +242,22 @@ class Trainer:
             yield torch.cat([prepare(img, self.preprocess).tensor for img in chunk])
 
     @torch.no_grad()  # not inference_mode: cached outputs feed layers that are trained
-    def _frozen_outputs(self, images, phase_total: int, done: int, callback) -> tuple[torch.Tensor, int]:
+    def _frozen_outputs(self, images, phase_total: int, done: int, log: ProgressLog | None) -> tuple[torch.Tensor, int]:
         outs = []
         for batch in self._batches(images):
             outs.append(self._frozen_forward(batch).clone())
             done += 1
-            if callback:
-                callback(done, TrainProgress("features", done, phase_total, 0, self.planned_epochs, None, ()))
+            if log is not None:
+                log.report(done, "features", {}, total=phase_total, keep=False)
         return torch.cat(outs), done
 
-    def prepare_features(self, callback: Callable[[int, TrainProgress], None] | None = None) -> None:
-        """Run the frozen part once over the images that need no augmentation (done by train() if skipped)."""
+    def prepare_features(self, callback: Callable[[Progress], None] | None = None) -> None:
+        """Run the frozen part once over the images that need no augmentation (done by train() if skipped).
+
+        callback(progress) after each batch, phase "features"."""
+        self._prepare_features(ProgressLog(0, callback))
+
+    def _prepare_features(self, log: ProgressLog) -> None:
         if "val" in self._cache:
             return
         sets = [("val", self.splits.val.images)]
@@ -265,17 +266,24 @@ class Trainer:
         total = sum(math.ceil(len(imgs) / self.micro_batch) for _, imgs in sets)
         done = 0
         for key, images in sets:
-            self._cache[key], done = self._frozen_outputs(images, total, done, callback)
+            self._cache[key], done = self._frozen_outputs(images, total, done, log)
 
     def train(
         self,
-        callback: Callable[[int, TrainProgress], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        callback: Callable[[Progress], None] | None = None,
+        should_stop: StopSignal = None,
     ) -> TrainResult:
-        """Train the head (and unfrozen blocks); callback(step, progress) after each step and epoch."""
+        """Train the head (and unfrozen blocks): a long job (explain.jobs).
+
+        callback(progress) with phase "features" (the frozen part runs once over the photos), "train" after
+        each step (metrics loss, epoch, epochs) and "epoch" after each epoch (metrics epoch, train_loss,
+        train_acc, val_loss, val_acc: the history holds these, one value per epoch). should_stop ends the run
+        after the current step; the result then says stopped and holds the model trained so far.
+        """
         start = time.perf_counter()
         cfg = self.config
-        self.prepare_features(callback)
+        log = ProgressLog(0, callback)
+        self._prepare_features(log)
         if cfg.strategy == "classifier":
             self._fit_class_map(torch.tensor(self.splits.train.labels, device=self.device))
             self.seconds += time.perf_counter() - start
@@ -292,7 +300,7 @@ class Trainer:
                 train_h, _ = self._frozen_outputs(self.splits.train.images, 0, 0, None)
             feats = {"train": self._rest(train_h), "val": self._rest(self._cache["val"])}
             optimizer = torch.optim.AdamW(self.head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            self._epochs("head", self.warmup_epochs, self.head, feats, optimizer, callback, should_stop, start)
+            self._epochs("head", self.warmup_epochs, self.head, feats, optimizer, log, should_stop, start)
         if not self.stopped:
             head_params = list(self.head.parameters())
             ids = {id(p) for p in head_params}
@@ -302,7 +310,7 @@ class Trainer:
                 groups.append({"params": body_params, "lr": cfg.backbone_lr or cfg.lr / 10})
             optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
             phase = "blocks" if body_params else "head"
-            self._epochs(phase, cfg.epochs, self._trainable_forward, self._cache, optimizer, callback, should_stop, start)
+            self._epochs(phase, cfg.epochs, self._trainable_forward, self._cache, optimizer, log, should_stop, start)
         self.seconds += time.perf_counter() - start
         return self.result()
 
@@ -326,7 +334,7 @@ class Trainer:
             out.append(run_modules(self.model, a.post, run_modules(self.model, a.tail, chunk).flatten(1)))
         return torch.cat(out)
 
-    def _epochs(self, phase, count, forward, inputs, optimizer, callback, should_stop, start) -> None:
+    def _epochs(self, phase, count, forward, inputs, optimizer, log: ProgressLog, should_stop: StopSignal, start) -> None:
         """`count` epochs of `forward` on inputs["train"] (or augmented crops when absent), validated on inputs["val"]."""
         cfg = self.config
         labels = torch.tensor(self.splits.train.labels, device=self.device)
@@ -361,9 +369,9 @@ class Trainer:
                 seen += len(idx)
                 loss_sum += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == y).sum())
-                if callback:
-                    callback(self._step, TrainProgress("train", self._step, self._total, epoch, self.planned_epochs, float(loss.detach()), tuple(self.history)))
-                if should_stop and should_stop():
+                log.report(self._step, "train", {"loss": float(loss.detach()), "epoch": epoch, "epochs": self.planned_epochs},
+                           total=self._total, keep=False)
+                if stop_requested(should_stop):
                     self.stopped = True
                     break
             self.model.eval()
@@ -374,8 +382,8 @@ class Trainer:
                 EpochStats(epoch, loss_sum / max(1, seen), correct / max(1, seen), val.loss, val.accuracy,
                            self.seconds + time.perf_counter() - start, phase)
             )
-            if callback:
-                callback(self._step, TrainProgress("epoch", self._step, self._total, epoch, self.planned_epochs, self.history[-1].train_loss, tuple(self.history)))
+            last = self.history[-1]
+            log.report(self._step, "epoch", {name: float(getattr(last, name)) for name in EPOCH_METRICS}, total=self._total)
             if self.stopped:
                 return
 
@@ -438,8 +446,8 @@ def train_model(
     backbone: Backbone,
     splits: Splits,
     config: TrainConfig | None = None,
-    callback: Callable[[int, TrainProgress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    should_stop: StopSignal = None,
 ) -> TrainResult:
     """Train a new head (and maybe the last blocks) of `backbone` on `splits`; see Trainer."""
     return Trainer(backbone, splits, config).train(callback, should_stop)

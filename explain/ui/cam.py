@@ -16,17 +16,19 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explain.cam import LAYER_METHODS, METHODS, CamResult, compute_cam, default_layer, map_layers, overlay_cam
+from explain.cam import CAM_METHODS, LAYER_METHODS, CamResult, compute_cam, default_layer, map_layers, overlay_cam
 from explain.featuremaps import COLORMAPS
 from explain.images import prepare, to_image
 from explain.limits import MAX_SMOOTHGRAD_SAMPLES
 from explain.models import Backbone
-from explain.ui import run_safely
 from explain.ui.classroom import url_state
+from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.limits import limits_caption, samples_limit
+from explain.ui.session import cached
 
-_CACHE_SIZE = 24
+MAPS_KEPT = 24  # class maps: small, and a moved slider or a page switch comes back to them
+LAYER_LISTS_KEPT = 4
 
 METHOD_HELP = {
     "gradcam": "Grad-CAM: the channels of one layer, weighted by how much they raise the class score (mean gradient).",
@@ -54,11 +56,7 @@ def _model_key(backbone: Backbone) -> tuple[str, int, float]:
 
 
 def _layers(backbone: Backbone) -> tuple[list, str]:
-    store = st.session_state.setdefault("cam_layers", {})
-    key = _model_key(backbone)
-    if key not in store:
-        store[key] = (map_layers(backbone), default_layer(backbone))
-    return store[key]
+    return cached("cam_layers", _model_key(backbone), lambda: (map_layers(backbone), default_layer(backbone)), LAYER_LISTS_KEPT)
 
 
 def layer_choices(backbone: Backbone, only_main: bool = True) -> tuple[list[str], str]:
@@ -73,9 +71,9 @@ def layer_choices(backbone: Backbone, only_main: bool = True) -> tuple[list[str]
 def cam_controls(backbone: Backbone, key: str, show_layer: bool = True) -> CamSettings:
     """Method, layer, overlay strength and colour map pickers; returns the chosen settings."""
     c1, c2, c3 = st.columns(3)
-    url_state("method", f"{key}_method", "gradcam", options=list(METHODS))
+    url_state("method", f"{key}_method", "gradcam", options=list(CAM_METHODS))
     method = c1.selectbox(
-        t("Method"), list(METHODS), format_func=lambda m: t(METHODS[m]), key=f"{key}_method",
+        t("Method"), list(CAM_METHODS), format_func=lambda m: t(CAM_METHODS[m]), key=f"{key}_method",
         help=t(METHOD_HELP[st.session_state.get(f"{key}_method", "gradcam")]),
     )
     layer = None
@@ -117,14 +115,14 @@ def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSett
         *_model_key(backbone), _digest(x01), repr(targets), top_k, settings.method,
         settings.layer if settings.method in LAYER_METHODS else None, settings.samples if settings.method == "smoothgrad" else 0,
     )
-    store: dict = st.session_state.setdefault("cam_cache", {})
-    if key not in store:
-        while len(store) >= _CACHE_SIZE:
-            store.pop(next(iter(store)))
-        store[key] = compute_cam(
+    return cached(
+        "cam_cache",
+        key,
+        lambda: compute_cam(
             backbone, x01, targets, method=settings.method, layer=settings.layer, top_k=top_k, samples=settings.samples
-        )
-    return store[key]
+        ),
+        MAPS_KEPT,
+    )
 
 
 def _caption(result: CamResult, k: int) -> str:
@@ -162,7 +160,7 @@ def cam_panel(
     cols = st.columns(len(result))
     for k, col in enumerate(cols):
         col.image(overlay_cam(base, result.maps[k], settings.alpha, settings.cmap), caption=_caption(result, k), width="stretch")
-    st.caption(t("{method} on layer {layer}: red = where the evidence for the class is.", method=t(METHODS[result.method]), layer=result.layer))
+    st.caption(t("{method} on layer {layer}: red = where the evidence for the class is.", method=t(CAM_METHODS[result.method]), layer=result.layer))
     return result
 
 

@@ -1,4 +1,4 @@
-"""Classroom mode: language and presenter switches, lesson panels, shareable links, Korean error messages.
+"""Classroom mode: language and presenter switches, lesson panels, shareable links.
 
 Shareable links: a page keeps its main choices in the URL (st.query_params) so a teacher can send
 students straight to the same view. Every page uses the same parameter names:
@@ -19,8 +19,6 @@ parameters (layer, channel, class, preset, method) are dropped from the URL when
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Container
 from functools import cache
 from pathlib import Path
@@ -30,9 +28,7 @@ import streamlit as st
 
 from explain.ui.i18n import LANGUAGES, language, t
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-LESSONS_DIR = ASSETS / "lessons"
-GLOBAL_PARAMS = ("lang", "presenter", "backbone", "sample")
+LESSONS_DIR = Path(__file__).resolve().parents[2] / "assets" / "lessons"
 PAGE_PARAMS = ("layer", "channel", "class", "preset", "method")
 
 PRESENTER_CSS = """
@@ -127,9 +123,6 @@ def _forget_other_pages_params() -> None:
             del owners[param]
 
 
-# ---------------------------------------------------------------- the app shell
-
-
 # ---------------------------------------------------------------- presenter mode and the sidebar switches
 
 
@@ -152,11 +145,6 @@ def classroom_controls() -> None:
 # ---------------------------------------------------------------- lessons
 
 
-def lesson_names() -> list[str]:
-    """Every lesson that has an English text in assets/lessons/."""
-    return sorted(p.name.removesuffix(".en.md") for p in LESSONS_DIR.glob("*.en.md"))
-
-
 @cache
 def lesson_text(lesson: str, lang: str = "en") -> tuple[str, str]:
     """(title, markdown body) of a lesson in `lang`, English when that language has no text yet."""
@@ -173,25 +161,3 @@ def lesson_panel(lesson: str) -> None:
     title, body = lesson_text(lesson, language())
     with st.expander(f"📖 {title}", expanded=presenter_mode()):
         st.markdown(body)
-
-
-# ---------------------------------------------------------------- error messages
-
-
-@cache
-def _error_patterns(lang: str) -> list[tuple[re.Pattern, str]]:
-    path = ASSETS / "i18n" / f"{lang}.errors.json"
-    if not path.is_file():
-        return []
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    return [(re.compile(row["pattern"], re.DOTALL), row["text"]) for row in rows]
-
-
-def error_text(exc: Exception | str, lang: str | None = None) -> str:
-    """A library error message in the chosen language (the common LensErrors have a translation; others stay English)."""
-    message = str(exc)
-    for pattern, template in _error_patterns(lang or language()):
-        match = pattern.fullmatch(message)
-        if match:
-            return match.expand(template)
-    return message

@@ -9,12 +9,12 @@ from pathlib import Path
 import streamlit as st
 
 LANGUAGES = {"en": "English", "ko": "한국어"}
-_DIR = Path(__file__).resolve().parents[2] / "assets" / "i18n"
+I18N_DIR = Path(__file__).resolve().parents[2] / "assets" / "i18n"  # <lang>.json labels, <lang>.errors.json messages
 
 
 @cache
 def _table(lang: str) -> dict[str, str]:
-    path = _DIR / f"{lang}.json"
+    path = I18N_DIR / f"{lang}.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

@@ -34,10 +34,6 @@ class JobGate:
         self._queue: list[int] = []
         self._next_ticket = 0
 
-    def ahead_of(self, ticket: int) -> int:
-        with self._cond:
-            return self._queue.index(ticket) if ticket in self._queue else 0
-
     @property
     def running(self) -> int:
         return self._running

@@ -19,11 +19,13 @@ from explain.transfer import (
     dataset_from_zip,
     demo_dataset,
 )
-from explain.ui import show_error
+from explain.ui.errors import show_error
 from explain.ui.i18n import t
 from explain.ui.limits import dataset_limits, image_limits, limits_caption
+from explain.ui.session import cached
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+DATASETS_KEPT = 3  # e.g. the demo set, a zip and per-class uploads, to switch between without decoding again
 
 
 def training_curves(history: tuple[EpochStats, ...] | list[EpochStats], epochs: int | None = None) -> go.Figure:
@@ -89,12 +91,9 @@ def _signature(*parts) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()
 
 
-def _cached(key: str, signature: str, build):
+def _decoded_once(source: str, signature: str, build):
     """Decode a dataset once per change of its inputs (reruns happen on every click)."""
-    store = st.session_state.setdefault("tl_datasets", {})
-    if store.get(key, (None,))[0] != signature:
-        store[key] = (signature, build())
-    return store[key][1]
+    return cached("tl_datasets", (source, signature), build, DATASETS_KEPT)
 
 
 def dataset_builder() -> ImageSet | None:
@@ -106,7 +105,7 @@ def dataset_builder() -> ImageSet | None:
             c1, c2 = st.columns(2)
             name = c1.selectbox(t("Demo set"), list(DEMO_SETS), format_func=lambda n: t(DEMO_TITLES[n]), key="tl_demo")
             per_class = c2.slider(t("Images per class"), 8, 60, 24, key="tl_demo_n")
-            return _cached("demo", _signature(name, per_class), lambda: demo_dataset(name, per_class))
+            return _decoded_once("demo", _signature(name, per_class), lambda: demo_dataset(name, per_class))
         if source == "zip":
             up = st.file_uploader(t("Zip file"), type=["zip"], key="tl_zip")
             limits_caption(dataset_limits(), image_limits())
@@ -123,7 +122,7 @@ def dataset_builder() -> ImageSet | None:
 def zip_dataset(name: str, data: bytes, file_id: str = "") -> ImageSet | None:
     """The dataset in an uploaded zip (decoded once per upload); a bad zip shows st.error and gives None."""
     try:
-        return _cached("zip", _signature(file_id or name, len(data)), lambda: dataset_from_zip(data, name))
+        return _decoded_once("zip", _signature(file_id or name, len(data)), lambda: dataset_from_zip(data, name))
     except LensError as exc:
         show_error(exc)
         return None
@@ -158,4 +157,4 @@ def _class_uploads() -> ImageSet | None:
     if not files:
         st.caption(t("Upload photos for each class (at least 5 per class), or take them with the camera."))
         return None
-    return _cached("classes", _signature(ids), lambda: dataset_from_uploads(files))
+    return _decoded_once("classes", _signature(ids), lambda: dataset_from_uploads(files))

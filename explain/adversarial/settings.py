@@ -1,0 +1,101 @@
+"""How to attack: method, budget ε and step sizes in grey levels, the gradient leak; checked before any work."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from explain.errors import LensError
+from explain.limits import MAX_ATTACK_STEPS
+
+ATTACKS: dict[str, str] = {
+    "fgsm": "FGSM: one step of size ε along the sign of the gradient",
+    "pgd": "PGD: many small steps, each projected back into the ε-ball",
+    "mifgsm": "MI-FGSM: PGD with momentum and input diversity (fools other networks more often)",
+}
+NORMS = ("linf", "l2")
+
+
+MAX_LEAK = 0.5
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """How to attack. ε and the step size are in grey levels (/255 of the pixel range).
+
+    For ``norm="l2"`` ε bounds the Euclidean norm of the whole perturbation, also in levels
+    (ε = 255 is an L2 norm of 1.0 on [0, 1] images).
+    """
+
+    method: str = "pgd"
+    eps: float = 2.0
+    steps: int = 10
+    step_size: float | None = None  # constant step; default: see `step_sizes`
+    norm: str = "linf"
+    random_start: bool = True
+    confidence: float = 0.0  # stop an image once its goal is reached with at least this probability
+    margin: float = 0.01  # and the winning logit leads by this much (keeps the verdict stable across batch sizes)
+    tv_weight: float = 0.0  # total-variation penalty on the perturbation: smoother, less visible
+    decay: float = 1.0  # MI-FGSM momentum
+    diversity: float = 0.5  # MI-FGSM: probability per step of a random shrink-and-pad of the input
+    leak: float = 0.1  # gradient let through switched-off ReLU units on the first step, annealed to 0 (see `leaky_relus`)
+    seed: int | None = 0
+
+    def checked(self) -> AttackSettings:
+        """These settings, or a LensError that says which value to change."""
+        if self.method not in ATTACKS:
+            raise LensError(f"Unknown attack method '{self.method}'. Choose one of: {', '.join(ATTACKS)}.")
+        if self.norm not in NORMS:
+            raise LensError(f"Unknown norm '{self.norm}'. Choose linf or l2.")
+        if self.method != "pgd" and self.norm != "linf":
+            raise LensError(f"{self.method.upper()} uses the L∞ budget; use --method pgd for an L2 budget.")
+        if not math.isfinite(self.eps) or self.eps < 1:
+            raise LensError(
+                f"ε = {self.eps:g}/255 is too small: a saved PNG changes pixels by whole grey levels, so ε must be at least 1 (/255)."
+            )
+        if self.norm == "linf" and self.eps > 255:
+            raise LensError(f"ε = {self.eps:g}/255 is more than the whole pixel range; use 1…255.")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_ATTACK_STEPS:
+            raise LensError(f"Steps must be a whole number from 1 to {MAX_ATTACK_STEPS} (got {self.steps!r}).")
+        if self.step_size is not None and (not math.isfinite(self.step_size) or self.step_size <= 0):
+            raise LensError(f"Step size must be a positive number of grey levels (got {self.step_size:g}).")
+        if not 0 <= self.confidence < 1:
+            raise LensError(f"Confidence must be from 0 to below 1 (got {self.confidence:g}).")
+        if self.margin < 0 or self.tv_weight < 0 or not 0 <= self.diversity <= 1 or self.decay < 0:
+            raise LensError("Margin, TV weight and momentum must be ≥ 0, and input diversity a probability 0…1.")
+        if not 0 <= self.leak <= MAX_LEAK:
+            raise LensError(
+                f"Gradient leak must be from 0 to {MAX_LEAK:g} (got {self.leak:g}); above about 0.12 the attack gets worse, not better."
+            )
+        return self
+
+    @property
+    def budget(self) -> float:
+        """ε as the saved PNG can hold it: whole levels for L∞."""
+        return float(math.floor(self.eps + 1e-9)) if self.norm == "linf" else float(self.eps)
+
+    def leaks(self) -> list[float]:
+        """The backward leak of every step: `leak` on the first, falling linearly towards 0 on the last."""
+        steps = 1 if self.method == "fgsm" else self.steps
+        return [self.leak * (1 - i / steps) for i in range(steps)]
+
+    def step_sizes(self) -> list[float]:
+        """The step size of every step, in levels.
+
+        FGSM: ε. A given step_size: that, every step. L∞ PGD: cosine-annealed from ε down to a
+        quarter level (big steps find the corners of the ε-box, small ones settle which pixels sit
+        at which grey level; constant steps reached fewer targets in 10 steps). L2 PGD: 2.5 ε/steps.
+        MI-FGSM: ε/steps (its paper's choice), at least half a level so a step can change a pixel.
+        """
+        if self.method == "fgsm":
+            return [self.budget]
+        if self.step_size is not None:
+            return [float(self.step_size)] * self.steps
+        if self.norm == "l2":
+            return [2.5 * self.budget / self.steps] * self.steps
+        if self.method == "mifgsm":
+            return [max(0.5, self.budget / self.steps)] * self.steps
+        low = min(0.25, self.budget)
+        return [low + (self.budget - low) * 0.5 * (1 + math.cos(math.pi * i / max(1, self.steps - 1))) for i in range(self.steps)]
+
+

@@ -1,0 +1,205 @@
+"""The attack loop on a batch of crops: every iterate the network sees is the rounded image that would be saved."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from explain.adversarial.leaky import leaky_relus
+from explain.adversarial.settings import AttackSettings
+from explain.jobs import Progress, ProgressLog, StopSignal, stop_requested
+from explain.models import Backbone
+from explain.regularisers import total_variation
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """The perturbations found for a batch of crops (levels, whole numbers) and the steps they took."""
+
+    delta: torch.Tensor  # (N, 3, S, S) float holding whole levels; x + delta is inside [0, 255]
+    reached: torch.Tensor  # (N,) bool: goal reached on the rounded image in the attack's own check
+    steps_used: torch.Tensor  # (N,) int
+    stopped: bool = False  # should_stop ended the loop before every image was done
+
+
+
+def _unit(grad: torch.Tensor) -> torch.Tensor:
+    return grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+
+
+def quantise(delta: torch.Tensor, x: torch.Tensor, settings: AttackSettings) -> torch.Tensor:
+    """The perturbation a saved PNG can hold: whole levels, inside the ε-ball and the pixel range.
+
+    L∞ rounds and clips to ±floor(ε); L2 rounds, and where that leaves the ball it scales the
+    float perturbation onto the ball and truncates towards zero (never outwards).
+    """
+    eps = settings.budget
+    if settings.norm == "linf":
+        q = delta.round().clamp(-eps, eps)
+    else:
+        q = delta.round()
+        norms = q.flatten(1).norm(dim=1)
+        over = norms > eps
+        if over.any():
+            raw = delta[over]
+            scale = eps / raw.flatten(1).norm(dim=1).clamp_min(1e-12)
+            q[over] = (raw * scale.view(-1, 1, 1, 1)).trunc()
+    return torch.minimum(torch.maximum(q, -x), 255 - x)
+
+
+def _project(delta: torch.Tensor, x: torch.Tensor, settings: AttackSettings) -> torch.Tensor:
+    eps = settings.budget
+    if settings.norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        delta = delta * (eps / norms).clamp(max=1).view(-1, 1, 1, 1)
+    return torch.minimum(torch.maximum(delta, -x), 255 - x)
+
+
+def _random_start(x: torch.Tensor, settings: AttackSettings, gen: torch.Generator) -> torch.Tensor:
+    eps = settings.budget
+    if settings.norm == "linf":
+        noise = torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1
+        return noise * eps
+    noise = torch.randn(x.shape, generator=gen, device=x.device)
+    radius = torch.rand(len(x), generator=gen, device=x.device).view(-1, 1, 1, 1) * eps
+    return noise / noise.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * radius
+
+
+def _diverse(x01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Input diversity (Xie et al.): shrink by up to 10 % and pad at a random place, same size out."""
+    size = x01.shape[-1]
+    low = int(size * 0.9)
+    new = int(torch.randint(low, size + 1, (1,), generator=gen, device=x01.device))
+    if new == size:
+        return x01
+    small = F.interpolate(x01, size=(new, new), mode="bilinear", align_corners=False)
+    top = int(torch.randint(0, size - new + 1, (1,), generator=gen, device=x01.device))
+    left = int(torch.randint(0, size - new + 1, (1,), generator=gen, device=x01.device))
+    return F.pad(small, (left, size - new - left, top, size - new - top), value=0.5)
+
+
+def _goal_state(logits: torch.Tensor, goal: torch.Tensor, targeted: bool, settings: AttackSettings):
+    """(reached, goal probability, lead of the goal side in logits) per image, from logits of the rounded image."""
+    probs = logits.softmax(1)
+    goal_logit = logits.gather(1, goal.view(-1, 1)).squeeze(1)
+    others = logits.scatter(1, goal.view(-1, 1), float("-inf")).amax(1)
+    goal_prob = probs.gather(1, goal.view(-1, 1)).squeeze(1)
+    if targeted:
+        lead = goal_logit - others
+        reached = (lead >= settings.margin) & (goal_prob >= settings.confidence)
+    else:
+        lead = others - goal_logit
+        reached = (lead >= settings.margin) & (probs.amax(1) >= settings.confidence)
+    return reached, goal_prob, lead
+
+
+def attack_batch(
+    backbone: Backbone,
+    crops: torch.Tensor,
+    goal: torch.Tensor,
+    targeted: bool,
+    settings: AttackSettings,
+    callback: Callable[[Progress], None] | None = None,
+    should_stop: StopSignal = None,
+) -> BatchOutcome:
+    """Find perturbations for a batch of network-input crops.
+
+    crops: (N, 3, S, S) in [0, 1] holding uint8 values (k/255); goal: (N,) target classes (targeted)
+    or the classes to move away from. Images that reach their goal leave the batch early.
+    A long job (explain.jobs): callback(progress) after every step, with metrics "goal_prob" (the goal's
+    probability, mean over the batch) and "reached" (images at their goal); should_stop ends it early.
+    """
+    settings = settings.checked()
+    device = backbone.device
+    x = (crops.to(device).float() * 255).round()
+    goal = goal.to(device).long()
+    n = len(x)
+    steps = 1 if settings.method == "fgsm" else settings.steps
+    alphas = settings.step_sizes()
+    gen = torch.Generator(device=device)
+    if settings.seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(settings.seed)
+
+    delta = torch.zeros_like(x)
+    if settings.random_start and settings.method == "pgd":
+        delta = _project(_random_start(x, settings, gen), x, settings)
+    momentum = torch.zeros_like(x)
+    previous = torch.zeros_like(x)
+    best = torch.zeros_like(x)
+    best_lead = torch.full((n,), float("-inf"), device=device)
+    reached = torch.zeros(n, dtype=torch.bool, device=device)
+    steps_used = torch.zeros(n, dtype=torch.long, device=device)
+    goal_prob = torch.zeros(n, device=device)
+    active = torch.arange(n, device=device)
+    sign = -1.0 if targeted else 1.0  # descend the goal's loss when targeted, ascend it otherwise
+
+    def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        ok, prob, lead = _goal_state(logits.detach(), goal[idx], targeted, settings)
+        # keep the strongest rounded image seen; a reached one wins outright (it also met the confidence)
+        better = ok | ((lead > best_lead[idx]) & ~reached[idx])
+        best[idx[better]] = q.detach()[better]
+        best_lead[idx[better]] = lead[better]
+        goal_prob[idx] = prob
+        reached[idx[ok]] = True
+        return ok
+
+    leaks = settings.leaks()
+    log = ProgressLog(steps, callback)
+    stopped = False
+    for step in range(steps + 1):
+        if stop_requested(should_stop):
+            stopped = True
+            break
+        last = step == steps
+        xa, da = x[active], delta[active]
+        q = quantise(da, xa, settings).requires_grad_(not last)
+        x01 = (xa + q) / 255
+        # input diversity changes what the network sees, so those logits cannot judge the rounded image
+        diverse = (
+            not last
+            and settings.method == "mifgsm"
+            and settings.diversity > 0
+            and float(torch.rand(1, generator=gen, device=device)) < settings.diversity
+        )
+        # the gradient flows back through the nodes this forward pass builds: the leak is set here
+        with torch.set_grad_enabled(not last), leaky_relus(backbone.model, 0.0 if last else leaks[step]):
+            logits = backbone.logits(_diverse(x01, gen) if diverse else x01)
+        ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits)
+        steps_used[active] = step
+        log.report(step, "attack", {"goal_prob": float(goal_prob.mean()), "reached": int(reached.sum())})
+        keep = ~ok
+        if last or not keep.any():
+            break
+        loss = F.cross_entropy(logits, goal[active], reduction="sum")
+        (grad,) = torch.autograd.grad(loss, q)
+        if settings.tv_weight > 0:
+            # both gradients scaled to mean magnitude 1, so the weight is "smoothness per unit of attack";
+            # the penalty always shrinks TV, whichever way the goal's loss is followed
+            (tv_grad,) = torch.autograd.grad(total_variation(q).sum(), q)
+            grad = _unit(grad) - sign * settings.tv_weight * _unit(tv_grad)
+        grad, da, xa, idx = grad[keep], da[keep], xa[keep], active[keep]
+        if settings.method == "mifgsm":
+            momentum[idx] = settings.decay * momentum[idx] + _unit(grad)
+            step_dir = momentum[idx].sign()
+        elif settings.norm == "l2":
+            step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        else:
+            step_dir = grad.sign()
+        # the float iterate moves; the network is always shown its rounding (a straight-through step)
+        z = _project(da + sign * alphas[step] * step_dir, xa, settings)
+        if settings.method == "pgd" and step > 0:
+            # APGD's heavy-ball step: a quarter of the last move again; fewer steps to the goal
+            z = _project(da + 0.75 * (z - da) + 0.25 * (da - previous[idx]), xa, settings)
+        previous[idx] = da
+        delta[idx] = z
+        active = idx
+    return BatchOutcome(best, reached.cpu(), steps_used.cpu(), stopped)
+
+
