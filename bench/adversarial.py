@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from explain.adversarial import AttackSettings, attack_images, default_batch_size  # noqa: E402
-from explain.classify import classify_images  # noqa: E402
+from explain.classify import classify_images, second_network_verdicts  # noqa: E402
 from explain.images import decode_image, encode_png, prepare, read_image, to_image  # noqa: E402
 from explain.models import load_backbone  # noqa: E402
 
@@ -151,8 +151,9 @@ def transfer(backbone, images, labels, args) -> dict:
         began = time.perf_counter()
         results = attack_images(backbone, images, settings, labels=labels, batch_size=args.batch_size)
         seconds = (time.perf_counter() - began) / len(images)
-        after = classify_images(other, [decode_image(r.png) for r in results], 1)
-        fooled = [i for i in right if after[i][0].index != labels[i]]
+        # the app's own rule (classify.second_network_verdicts), on the PNGs as a user would re-read them
+        verdicts = second_network_verdicts(other, images, [decode_image(r.png) for r in results], list(labels), targeted=False, k=1)
+        fooled = [i for i in right if verdicts[i].fooled]
         out[name] = {
             "source_success_png": sum(r.success for r in results) / len(results),
             "transfer_rate": len(fooled) / max(1, len(right)),

@@ -26,9 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from explain.classify import class_rank  # noqa: E402
 from explain.images import save_png  # noqa: E402
 from explain.models import load_backbone  # noqa: E402
-from explain.synthesis import PRESETS, class_target, ideal_image, second_opinion  # noqa: E402
+from explain.synthesis import PRESETS, class_target, ideal_image  # noqa: E402
 
 # 20 ImageNet classes across animals, objects, food and scenes.
 CLASSES = [1, 9, 22, 94, 130, 145, 207, 281, 291, 323, 340, 388, 417, 504, 555, 817, 849, 948, 963, 980]
@@ -105,7 +106,7 @@ def main() -> None:
             else:
                 image, prob = ours(backbone, index, method, args.steps or None, args.seed)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            rank, judge_prob = second_opinion(judge, image, index)
+            rank, judge_prob = class_rank(judge, image, index)
             rows[method].append(
                 {"class": index, "name": backbone.categories[index], "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
                  "target_prob": round(prob, 4), "judge_rank": rank, "judge_prob": round(judge_prob, 4)}
