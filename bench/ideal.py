@@ -59,10 +59,8 @@ def lucent_class(backbone, index: int, steps: int, seed: int):
 
     torch.manual_seed(seed)
     np.random.seed(seed)
-    mean = torch.tensor(backbone.preprocess.mean).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.preprocess.std).view(1, 3, 1, 1)
     size = backbone.preprocess.input_size
-    transforms = transform.standard_transforms + [lambda x: (x - mean.to(x.device)) / std.to(x.device)]
+    transforms = transform.standard_transforms + [backbone.normalize]
     images = render.render_vis(
         backbone.model, f"classifier:{index}", param_f=lambda: param.image(size, fft=True, decorrelate=True),
         transforms=transforms, thresholds=(steps,), preprocess=False, progress=False, show_image=False,

@@ -15,19 +15,19 @@ MAX_IMAGE_MB = 50  # one photo file; no camera or phone photo comes near it
 MAX_IMAGE_BYTES = MAX_IMAGE_MB * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # 40 MP decode to 120 MB of RGB; checked from the header before decoding (decompression bombs)
 
-# --- ideal images (explain/synthesis.py) -------------------------------------------------------
+# --- ideal images (explain/synthesis/) -------------------------------------------------------
 MAX_IDEAL_STEPS = 2000  # ~3 min on 2 CPU cores at 224 px; more only keeps one of the few heavy-job slots busy
 MIN_IDEAL_SIZE = 32  # smaller than the network's first strides leaves nothing to optimise
 MAX_IDEAL_SIZE = 1024  # activations and their gradients grow with the square of the side
 MAX_IDEAL_BATCH = 16  # augmented copies per step: memory grows with each copy
 
-# --- adversarial attacks (explain/adversarial.py) ----------------------------------------------
+# --- adversarial attacks (explain/adversarial/) ----------------------------------------------
 MAX_ATTACK_STEPS = 1000  # PGD converges in tens of steps; a thousand is already far past useful
 
 # --- class maps (explain/cam.py) ---------------------------------------------------------------
 MAX_SMOOTHGRAD_SAMPLES = 50  # each noisy copy is one more forward and backward pass
 
-# --- transfer learning (explain/transfer.py) ---------------------------------------------------
+# --- transfer learning (explain/transfer/) ---------------------------------------------------
 MAX_EPOCHS = 200  # a small dataset's head learns in tens of epochs; keeps one training job from holding a slot for hours
 MAX_DATASET_IMAGES = 5000  # uploads live in memory (at MAX_STORED_SIDE: ~300 KB each, ~1.5 GB in all)
 MAX_STORED_SIDE = 320  # shorter side kept in memory; every registry input is smaller

@@ -1,24 +1,21 @@
 """Adversarial lab: nudge a photo's pixels until the network says another class; judged on the saved PNG."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from explain.adversarial import ATTACKS, MAX_LEAK, AttackSettings, attack_images, perturbation_image
-from explain.classify import classify_images
+from explain.adversarial import ATTACKS, MAX_LEAK, AttackSettings, attack_images, default_target, perturbation_image
+from explain.classify import classify_images, second_network_verdicts
 from explain.limits import MAX_ATTACK_STEPS
+from explain.ui.adversarial import attack_view
 from explain.ui.backbones import backbone_by_name, backbone_choices, backbone_label
 from explain.ui.cam import cam_gallery
 from explain.ui.classroom import lesson_panel, url_state
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
-from explain.ui.jobs import heavy_job
+from explain.ui.jobs import run_job, stop_button
 from explain.ui.limits import limits_caption, steps_limit
 from explain.ui.pickers import backbone_and_photo, class_picker
 from explain.ui.plots import topk_bar
 from explain.ui.session import image_key
-
-CATS = range(281, 286)  # tabby … Egyptian cat
-GOLDEN_RETRIEVER, TABBY = 207, 281
 
 st.title(t("Adversarial lab"))
 st.caption(
@@ -41,9 +38,9 @@ mode = c1.radio(
     t("Goal"), ["targeted", "untargeted"], horizontal=True, key="adv_mode",
     format_func=lambda m: t({"targeted": "reach a class I choose", "untargeted": "any other class"}[m]),
 )
-# a cat becomes a dog and anything else becomes a cat: the course's first example works out of the box
-default_target = GOLDEN_RETRIEVER if clean_top[0].index in CATS else TABBY
-target = class_picker(backbone, t("Target class (type to search)"), key="adv_target", default=default_target, url="class") if mode == "targeted" else None
+target = class_picker(
+    backbone, t("Target class (type to search)"), key="adv_target", default=default_target(clean_top[0].index), url="class"
+) if mode == "targeted" else None
 url_state("method", "adv_method", "pgd", options=list(ATTACKS))
 method = c2.selectbox(t("Method"), list(ATTACKS), format_func=lambda m: t(ATTACKS[m]), key="adv_method")
 
@@ -83,26 +80,20 @@ settings = AttackSettings(
 )
 run_key = (backbone.name, image_key(image), target, settings)
 
-if st.button(t("Attack"), type="primary", key="adv_run"):
-    bar = st.progress(0.0, text=t("Starting…"))
-    chart = st.empty()
-    history: list[float] = []
-
-    def show_progress(step: int, progress) -> None:
-        history.append(progress.goal_prob[0] * 100)
-        goal_name = t("target") if target is not None else t("original class")
-        bar.progress(min(1.0, step / progress.steps), text=t("step {s}/{n}: {goal} probability {p:.1f}%", s=step, n=progress.steps, goal=goal_name, p=history[-1]))
-        fig = go.Figure(go.Scatter(y=history, mode="lines+markers"))
-        fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title=t("step"), yaxis_title="%", yaxis_range=[0, 100])
-        chart.plotly_chart(fig, width="stretch", key=f"adv_live_{step}")
-
-    with heavy_job(t("Adversarial lab")):
-        results = run_safely(attack_images, backbone, [image], settings, target=target, callback=show_progress)
-    bar.empty()
-    chart.empty()
-    if results:
-        st.session_state["adv_result"] = (run_key, results[0])
-        st.session_state.pop("adv_transfer", None)
+b1, b2 = st.columns([3, 1])
+start = b1.button(t("Attack"), type="primary", key="adv_run", width="stretch")
+stop_button("adv", b2, width="stretch")
+outcome = run_job(
+    "adv", t("Adversarial lab"),
+    (lambda job: attack_images(backbone, [image], settings, target=target, callback=job.callback, should_stop=job.should_stop)) if start else None,
+    attack_view(targeted=target is not None),
+)
+if outcome is not None and outcome.result:
+    st.session_state["adv_result"] = (run_key, outcome.result[0])
+    st.session_state["adv_stopped"] = outcome.result.stopped
+    st.session_state.pop("adv_transfer", None)
+elif outcome is not None and outcome.interrupted:
+    st.info(t("The attack was stopped before it finished; press Attack to run it again."))
 
 stored = st.session_state.get("adv_result")
 if stored is None:
@@ -111,6 +102,8 @@ if stored is None:
 key, result = stored
 if key != run_key:
     st.caption(t("These results are for earlier settings or another photo; press Attack to update them."))
+if st.session_state.get("adv_stopped"):
+    st.warning(t("Stopped at step {s}: these are the results of the perturbation found so far, judged on the saved PNG.", s=result.steps_used))
 
 goal_label = backbone.categories[result.goal] if result.goal < backbone.num_classes else str(result.goal)
 after = result.after[0]
@@ -154,18 +147,15 @@ others = [name for name in backbone_choices() if name != backbone.name]
 second = st.selectbox(t("Second network"), others, format_func=backbone_label, key="adv_second")
 if st.button(t("Check with the second network"), key="adv_check"):
     other = run_safely(backbone_by_name, second)
-    scores = run_safely(classify_images, other, [result.clean, result.adversarial], 5) if other is not None else None
-    if scores:
-        st.session_state["adv_transfer"] = (key, second, scores)
+    verdicts = run_safely(second_network_verdicts, other, [result.clean], [result.adversarial], [result.goal], result.targeted) if other else None
+    if verdicts:
+        st.session_state["adv_transfer"] = (key, second, verdicts[0])
 transfer = st.session_state.get("adv_transfer")
 if transfer is not None and transfer[0] == key:
-    _, second_name, (other_before, other_after) = transfer
-    if result.targeted:
-        fooled = other_after[0].index == result.goal
-    else:
-        fooled = other_after[0].index != other_before[0].index
+    _, second_name, verdict = transfer
+    other_before, other_after = verdict.before, verdict.after
     text = t("{net} says **{label}** ({p:.1f}%) about the adversarial PNG.", net=second_name, label=other_after[0].label, p=other_after[0].prob * 100)
-    (st.success if fooled else st.info)(text + " " + (t("It is fooled too.") if fooled else t("It is not fooled.")))
+    (st.success if verdict.fooled else st.info)(text + " " + (t("It is fooled too.") if verdict.fooled else t("It is not fooled.")))
     o1, o2 = st.columns(2)
     o1.plotly_chart(topk_bar(other_before, t("{net}: original", net=second_name)), width="stretch", key="adv_other_before")
     o2.plotly_chart(topk_bar(other_after, t("{net}: adversarial", net=second_name), color="#E45756"), width="stretch", key="adv_other_after")

@@ -2,10 +2,8 @@
 
 from dataclasses import replace
 
-import pandas as pd
 import streamlit as st
 
-from explain.errors import LensError
 from explain.limits import MAX_EPOCHS
 from explain.models import HEADS, anatomy_of, export_model
 from explain.transfer import (
@@ -21,19 +19,16 @@ from explain.transfer import (
 )
 from explain.ui.backbones import (
     add_own_backbone,
-    add_weights_backbone,
     backbone_by_name,
     current_backbone,
-    custom_backbones,
 )
 from explain.ui.classroom import lesson_panel
-from explain.ui.errors import run_safely, show_error
+from explain.ui.errors import run_safely
 from explain.ui.i18n import t
-from explain.ui.jobs import heavy_job
-from explain.ui.limits import epochs_limit, limits_caption, weights_limits
-from explain.ui.plots import bar_chart
+from explain.ui.jobs import run_job, stop_button
+from explain.ui.limits import epochs_limit, limits_caption
 from explain.ui.session import cached
-from explain.ui.transfer import confusion_heatmap, dataset_builder, prediction_grid, training_curves
+from explain.ui.transfer import dataset_builder, dataset_overview, model_file_opener, training_report, training_view
 
 st.title(t("Transfer learning"))
 st.caption(
@@ -55,33 +50,14 @@ if picked.source == "trained":
     if backbone is None:
         st.stop()
 
-with st.expander(t("Open a model file you trained before")):
-    up = st.file_uploader(t("CNN Lens model file (.pt)"), type=["pt", "pth"], key="tl_upload_model")
-    limits_caption(weights_limits())
-    if up is not None and st.session_state.get("tl_uploaded", (None,))[0] != up.file_id:
-        opened = run_safely(add_weights_backbone, up.name, up.getvalue())
-        st.session_state["tl_uploaded"] = (up.file_id, opened)
-    if up is not None and st.session_state["tl_uploaded"][1] in custom_backbones():
-        loaded = custom_backbones()[st.session_state["tl_uploaded"][1]]
-        st.success(t("Loaded {name}: {n} classes ({classes}). Pick it in the sidebar.", name=loaded.name, n=loaded.num_classes, classes=", ".join(loaded.categories[:10])))
+model_file_opener()
 
 # --- 1. dataset -------------------------------------------------------------------------------
 st.header(t("1. Your dataset"))
 dataset = dataset_builder()
 if dataset is None:
     st.stop()
-counts = dataset.counts()
-c1, c2 = st.columns([1, 2])
-c1.dataframe(pd.DataFrame({t("class"): list(counts), t("images"): list(counts.values())}), hide_index=True)
-c2.plotly_chart(bar_chart(list(counts.values()), list(counts), t("Images per class")), width="stretch", key="tl_counts")
-if dataset.skipped:
-    with st.expander(t("{n} files were skipped", n=len(dataset.skipped))):
-        st.text("\n".join(dataset.skipped[:200]))
-with st.expander(t("Look at the photos")):
-    for label, cls in enumerate(dataset.classes):
-        members = [img for img, lab in zip(dataset.images, dataset.labels) if lab == label][:8]
-        st.markdown(t("Class: {name}", name=f"**{cls}**"))
-        st.image(members, width=96)
+dataset_overview(dataset)
 
 val_fraction = st.slider(t("Share of each class kept for validation"), 0.1, 0.5, 0.2, 0.05, key="tl_val_frac")
 splits = run_safely(split_dataset, dataset, val_fraction)
@@ -169,43 +145,21 @@ b1, b2 = st.columns(2)
 # the click is kept in the session (not the button's one-run value), so a rerun of the app shell cannot lose it
 b1.button(t("Train"), type="primary", key="tl_train", on_click=lambda: st.session_state.update(tl_start=True))
 start = st.session_state.pop("tl_start", False)
-b2.button(t("Stop"), key="tl_stop", help=t("Stops after the current step and keeps the model trained so far."))
-progress_slot = st.empty()
-chart_slot = st.empty()
+stop_button("tl", b2, help=t("Stops after the current step and keeps the model trained so far."))
 
-if st.session_state.get("tl_running") and "tl_trainer" in st.session_state and not start:
-    # the last run was interrupted (Stop or another click): keep what it learned so far
-    st.session_state["tl_running"] = False
-    try:
-        st.session_state["tl_result"] = st.session_state["tl_trainer"].result()
-    except LensError as exc:
-        show_error(exc)
-    st.session_state.pop("tl_trainer", None)
+
+def train(job):
+    trainer = Trainer(backbone, splits, config)
+    job.keep(trainer)  # a click that ends this run mid-way still gets the model trained so far
+    return trainer.train(job.callback, job.should_stop)
+
 
 if start:
     st.session_state.pop("tl_result", None)
-    trainer = run_safely(Trainer, backbone, splits, config)
-    if trainer is not None:
-        st.session_state["tl_trainer"] = trainer
-        st.session_state["tl_running"] = True
-        bar = progress_slot.progress(0.0, text=t("Starting…"))
-
-        def show(step, state) -> None:
-            if state.phase == "features":
-                bar.progress(state.step / max(1, state.total), text=t("Running the frozen part once over the photos: batch {s} of {n}", s=state.step, n=state.total))
-            elif state.phase == "train":
-                bar.progress(state.step / max(1, state.total), text=t("Epoch {e} of {n} · step {s} of {m} · loss {loss:.3f}", e=state.epoch, n=state.epochs, s=state.step, m=state.total, loss=state.loss))
-            else:
-                chart_slot.plotly_chart(training_curves(state.history, state.epochs), width="stretch", key=f"tl_live_{id(trainer)}_{state.epoch}")
-
-        try:
-            with heavy_job(t("Transfer learning")):
-                st.session_state["tl_result"] = trainer.train(show)
-        except LensError as exc:
-            show_error(exc)
-        st.session_state["tl_running"] = False
-        st.session_state.pop("tl_trainer", None)
-        progress_slot.empty()
+outcome = run_job("tl", t("Transfer learning"), train if start else None, training_view(),
+                  salvage=lambda trainer, last: trainer.result() if trainer is not None else None)
+if outcome is not None and outcome.result is not None:
+    st.session_state["tl_result"] = outcome.result
 
 result = st.session_state.get("tl_result")
 if result is None:
@@ -217,37 +171,7 @@ st.header(t("5. Results"))
 if list(result.backbone.categories) != list(splits.classes):
     st.warning(t("These results belong to a model trained on other classes; train again for this dataset."))
     st.stop()
-if result.stopped:
-    st.warning(t("Training was stopped after {n} epoch(s); the model below is the one trained so far.", n=len(result.history)))
-r1, r2, r3 = st.columns(3)
-r1.metric(t("Validation accuracy"), f"{result.val.accuracy * 100:.1f}%")
-r2.metric(t("Training time"), f"{result.seconds:.1f} s")
-r3.metric(t("Trainable / frozen"), f"{result.trainable_params:,} / {result.frozen_params:,}")
-if result.history:
-    chart_slot.empty()
-    st.plotly_chart(training_curves(result.history), width="stretch", key="tl_curves")
-if result.class_map:
-    if result.config.strategy != "classifier":
-        st.caption(t("The new head started from the pretrained classifier's weights for these ImageNet classes."))
-    st.dataframe(pd.DataFrame({t("your class"): list(result.class_map), t("ImageNet class used"): list(result.class_map.values())}), hide_index=True)
-cm1, cm2 = st.columns(2)
-cm1.subheader(t("Confusion matrix (validation)"))
-cm1.plotly_chart(confusion_heatmap(result.val.confusion, splits.classes), width="stretch", key="tl_confusion")
-cm2.subheader(t("Accuracy per class"))
-cm2.plotly_chart(
-    bar_chart([v * 100 for v in result.val.per_class.values()], list(result.val.per_class), "", "", "%"), width="stretch", key="tl_perclass"
-)
-
-st.subheader(t("Validation photos: predicted class in green (right) or red (wrong)"))
-only_wrong = st.toggle(t("Only the mistakes"), key="tl_only_wrong")
-show_n = st.slider(t("Photos shown"), 6, 60, 24, 6, key="tl_grid_n")
-rows = [i for i, (p, y) in enumerate(zip(result.val.predictions, result.val.labels)) if p != y or not only_wrong][:show_n]
-if rows:
-    prediction_grid(
-        [splits.val.images[i] for i in rows], [result.val.predictions[i] for i in rows], [result.val.labels[i] for i in rows], splits.classes
-    )
-else:
-    st.success(t("No mistakes on the validation photos."))
+training_report(result, splits)
 
 # --- 6. my model ------------------------------------------------------------------------------
 st.header(t("6. My model"))

@@ -12,6 +12,8 @@ os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+GOLDFISH = 1
+GOLDEN_RETRIEVER = 207
 
 
 @pytest.fixture(scope="session")

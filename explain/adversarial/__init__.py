@@ -25,10 +25,10 @@ from explain.adversarial.run import (
     perturbation_image,
     perturbation_metrics,
 )
-from explain.adversarial.settings import ATTACKS, MAX_LEAK, NORMS, AttackSettings
+from explain.adversarial.settings import ATTACKS, MAX_LEAK, NORMS, AttackSettings, default_target
 from explain.adversarial.steps import BatchOutcome, attack_batch, quantise
 
 __all__ = [
     "ATTACKS", "MAX_LEAK", "NORMS", "AttackResult", "AttackRun", "AttackSettings", "BatchOutcome", "attack_batch",
-    "attack_images", "default_batch_size", "leaky_relus", "perturbation_image", "perturbation_metrics", "quantise",
+    "attack_images", "default_batch_size", "default_target", "leaky_relus", "perturbation_image", "perturbation_metrics", "quantise",
 ]

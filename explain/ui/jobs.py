@@ -1,7 +1,10 @@
-"""Heavy jobs (ideal images, attacks, training) share the server: at most N run at once, the rest queue.
+"""Long jobs on a page: the one runner (progress bar, live chart and preview, Stop, queued notice) and the gate.
 
-All sessions of a Streamlit server are threads of one process, so a process-wide gate is enough.
-A waiting session shows "queued (k ahead)" and its page stays responsive to the other users.
+Every long library job (ideal images, attacks, training) keeps one contract (explain/jobs.py): it reports
+`Progress` to a callback and asks `should_stop`. `run_job` turns that into what a page shows, the same way
+on every page; `stop_button` is its Stop. Heavy jobs share the server: at most N run at once, the rest
+queue. All sessions of a Streamlit server are threads of one process, so a process-wide gate is enough;
+a waiting session shows "queued (k ahead)" and its page stays responsive to the other users.
 """
 
 from __future__ import annotations
@@ -11,10 +14,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+import streamlit as st
 import torch
 
+from explain.jobs import Progress
+from explain.ui.errors import run_safely
 from explain.ui.i18n import t
+
+T = TypeVar("T")
 
 
 def _default_slots() -> int:
@@ -124,8 +134,6 @@ def lower_priority(step: int = HEAVY_NICE) -> Iterator[None]:
 @contextmanager
 def heavy_job(label: str) -> Iterator[None]:
     """Run a heavy job in a slot of the shared gate, showing a 'queued' notice while waiting."""
-    import streamlit as st
-
     notice = st.empty()
 
     def waiting(ahead: int) -> None:
@@ -136,3 +144,125 @@ def heavy_job(label: str) -> Iterator[None]:
         if not torch.cuda.is_available():
             torch.set_num_threads(_heavy_threads())
         yield
+
+
+# ---------------------------------------------------------------- the job runner: one way for every page to run a long job
+
+
+@dataclass(frozen=True)
+class JobView:
+    """How a page wants a running job drawn; every part is optional.
+
+    caption(progress): the progress bar's text (default: "label: step k of n").
+    preview(progress): (image, caption) to show beside the chart, or None.
+    chart(progress): a plotly figure of the history so far, or None.
+    every: redraw the preview and the chart every N steps (the bar moves every step).
+    """
+
+    caption: Callable[[Progress], str] | None = None
+    preview: Callable[[Progress], tuple[Any, str] | None] | None = None
+    chart: Callable[[Progress], Any] | None = None
+    every: int = 1
+
+
+@dataclass
+class Job:
+    """What a job's work function gets: report progress, ask whether to stop, keep what a stop should salvage."""
+
+    callback: Callable[[Progress], None]
+    should_stop: Callable[[], bool]
+    keep: Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class JobOutcome(Generic[T]):
+    """A job's result (None when it failed with a message already shown), and whether a click cut it short."""
+
+    result: T | None
+    interrupted: bool = False
+
+
+def _marker(key: str) -> str:
+    return f"{key}_job"
+
+
+def _stop_flag(key: str) -> str:
+    return f"{key}_stop"
+
+
+def job_running(key: str) -> bool:
+    """True while a job of this key is running (or was cut short by a click and is not salvaged yet)."""
+    return _marker(key) in st.session_state
+
+
+def stop_button(key: str, where=None, **kwargs) -> None:
+    """The Stop button of the job `key`; a click while no job runs does nothing (it must not stop the next job)."""
+
+    def request_stop() -> None:
+        if job_running(key):
+            st.session_state[_stop_flag(key)] = True
+
+    (where or st).button(t("Stop"), key=f"{key}_stop_btn", on_click=request_stop, **kwargs)
+
+
+def run_job(
+    key: str,
+    label: str,
+    work: Callable[[Job], T] | None,
+    view: JobView = JobView(),
+    salvage: Callable[[Any, Progress | None], T | None] | None = None,
+) -> JobOutcome[T] | None:
+    """Run a long library job with a progress bar, a live chart and preview, the queue notice and Stop.
+
+    Call it on every run of the page: `work` is the job to start now (None when no start button was pressed).
+    In a browser any click (Stop or another widget) reruns the page and ends the running script mid-job;
+    the next call then salvages it: salvage(kept, last progress) gives the result so far (kept is what the
+    work function passed to job.keep). Returns None when there is nothing to report; LensErrors are shown.
+    """
+    state = st.session_state
+    marker = state.get(_marker(key))
+    if marker is not None:  # the last run of this job was cut short by a click
+        state.pop(_marker(key), None)
+        state[_stop_flag(key)] = False
+        result = run_safely(salvage, marker.get("kept"), marker.get("last")) if salvage else None
+        return JobOutcome(result, interrupted=True)
+    if work is None:
+        return None
+    marker = state[_marker(key)] = {"kept": None, "last": None}
+    bar = st.progress(0.0, text=t("{label}: starting…", label=label))
+    row = st.columns([1, 2]) if view.preview and view.chart else [st.container()]
+    preview_slot = row[0].empty() if view.preview else None
+    chart_slot = row[-1].empty() if view.chart else None
+    drawn = [0]
+
+    def callback(progress: Progress) -> None:
+        marker["last"] = progress
+        text = view.caption(progress) if view.caption else t("{label}: step {s} of {n}", label=label, s=progress.step, n=progress.total)
+        bar.progress(progress.fraction, text=text)
+        last = progress.step >= progress.total
+        if progress.step - drawn[0] < max(1, view.every) and not last:
+            return
+        drawn[0] = progress.step
+        if preview_slot is not None:
+            shown = view.preview(progress)
+            if shown is not None:
+                preview_slot.image(shown[0], caption=shown[1], width="stretch")
+        if chart_slot is not None:
+            figure = view.chart(progress)
+            if figure is not None:
+                chart_slot.plotly_chart(figure, key=f"{key}_live_{id(marker)}_{progress.phase}_{progress.step}", width="stretch")
+
+    job = Job(callback, lambda: bool(state.get(_stop_flag(key))), lambda kept: marker.__setitem__("kept", kept))
+    try:
+        with heavy_job(label):
+            result = run_safely(work, job)
+    except Exception:  # a bug: nothing to salvage on the next run (a click's rerun is a BaseException and passes)
+        state.pop(_marker(key), None)
+        state[_stop_flag(key)] = False
+        raise
+    state.pop(_marker(key), None)
+    state[_stop_flag(key)] = False
+    for slot in (bar, preview_slot, chart_slot):
+        if slot is not None:
+            slot.empty()
+    return JobOutcome(result)

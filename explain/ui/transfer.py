@@ -1,48 +1,106 @@
-"""Widgets and figures of the transfer-learning page: dataset builder, curves, confusion matrix, prediction grid."""
+"""Widgets and figures of the transfer-learning page: dataset builder, live training, the report of a run."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from explain.errors import LensError
+from explain.jobs import Progress
 from explain.transfer import (
     DEMO_SETS,
     DEMO_TITLES,
-    EpochStats,
     ImageSet,
+    Splits,
+    TrainResult,
     dataset_from_uploads,
     dataset_from_zip,
     demo_dataset,
+    epoch_history,
 )
-from explain.ui.errors import show_error
+from explain.ui.backbones import add_weights_backbone, custom_backbones
+from explain.ui.errors import run_safely, show_error
 from explain.ui.i18n import t
-from explain.ui.limits import dataset_limits, image_limits, limits_caption
+from explain.ui.jobs import JobView
+from explain.ui.limits import dataset_limits, image_limits, limits_caption, weights_limits
+from explain.ui.plots import bar_chart
 from explain.ui.session import cached
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DATASETS_KEPT = 3  # e.g. the demo set, a zip and per-class uploads, to switch between without decoding again
 
 
-def training_curves(history: tuple[EpochStats, ...] | list[EpochStats], epochs: int | None = None) -> go.Figure:
-    """Loss and accuracy per epoch, training and validation, side by side."""
+def training_curves(history: Mapping[str, Sequence[float]], epochs: int | None = None) -> go.Figure:
+    """Loss and accuracy per epoch, training and validation, side by side (history: epoch_history's metrics)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(t("Loss"), t("Accuracy (%)")))
-    x = [h.epoch for h in history]
+    x = list(history.get("epoch", ()))
     styles = {"train": dict(color="#4C78A8"), "val": dict(color="#F58518")}
-    fig.add_trace(go.Scatter(x=x, y=[h.train_loss for h in history], name=t("training"), line=styles["train"], legendgroup="train"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=[h.val_loss for h in history], name=t("validation"), line=styles["val"], legendgroup="val"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=[h.train_acc * 100 for h in history], line=styles["train"], legendgroup="train", showlegend=False), 1, 2)
-    fig.add_trace(go.Scatter(x=x, y=[h.val_acc * 100 for h in history], line=styles["val"], legendgroup="val", showlegend=False), 1, 2)
+    fig.add_trace(go.Scatter(x=x, y=list(history.get("train_loss", ())), name=t("training"), line=styles["train"], legendgroup="train"), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=list(history.get("val_loss", ())), name=t("validation"), line=styles["val"], legendgroup="val"), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=[a * 100 for a in history.get("train_acc", ())], line=styles["train"], legendgroup="train", showlegend=False), 1, 2)
+    fig.add_trace(go.Scatter(x=x, y=[a * 100 for a in history.get("val_acc", ())], line=styles["val"], legendgroup="val", showlegend=False), 1, 2)
     if epochs:
         fig.update_xaxes(range=[0.8, max(epochs, 1) + 0.2])
     fig.update_xaxes(title_text=t("epoch"))
     fig.update_yaxes(range=[0, 101], row=1, col=2)
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=30), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def training_view() -> JobView:
+    """How a training run is drawn: the bar follows the phase (caching, then steps), the curves each epoch."""
+
+    def caption(p: Progress) -> str:
+        if p.phase == "features":
+            return t("Running the frozen part once over the photos: batch {s} of {n}", s=p.step, n=p.total)
+        m = p.metrics
+        if p.phase == "train":
+            return t("Epoch {e} of {n} · step {s} of {m} · loss {loss:.3f}", e=int(m["epoch"]), n=int(m["epochs"]), s=p.step, m=p.total, loss=m["loss"])
+        return t("Epoch {e} done · validation accuracy {a:.1f}%", e=int(m["epoch"]), a=m["val_acc"] * 100)
+
+    def chart(p: Progress) -> go.Figure | None:
+        return training_curves(p.history) if p.phase == "epoch" else None
+
+    return JobView(caption=caption, chart=chart)
+
+
+def training_report(result: TrainResult, splits: Splits) -> None:
+    """What a run achieved on the validation photos: accuracy, curves, confusion, accuracy per class, the photos."""
+    if result.stopped:
+        st.warning(t("Training was stopped after {n} epoch(s); the model below is the one trained so far.", n=len(result.history)))
+    r1, r2, r3 = st.columns(3)
+    r1.metric(t("Validation accuracy"), f"{result.val.accuracy * 100:.1f}%")
+    r2.metric(t("Training time"), f"{result.seconds:.1f} s")
+    r3.metric(t("Trainable / frozen"), f"{result.trainable_params:,} / {result.frozen_params:,}")
+    if result.history:
+        st.plotly_chart(training_curves(epoch_history(result.history)), width="stretch", key="tl_curves")
+    if result.class_map:
+        if result.config.strategy != "classifier":
+            st.caption(t("The new head started from the pretrained classifier's weights for these ImageNet classes."))
+        st.dataframe(pd.DataFrame({t("your class"): list(result.class_map), t("ImageNet class used"): list(result.class_map.values())}), hide_index=True)
+    cm1, cm2 = st.columns(2)
+    cm1.subheader(t("Confusion matrix (validation)"))
+    cm1.plotly_chart(confusion_heatmap(result.val.confusion, splits.classes), width="stretch", key="tl_confusion")
+    cm2.subheader(t("Accuracy per class"))
+    cm2.plotly_chart(
+        bar_chart([v * 100 for v in result.val.per_class.values()], list(result.val.per_class), "", "", "%"), width="stretch", key="tl_perclass"
+    )
+    st.subheader(t("Validation photos: predicted class in green (right) or red (wrong)"))
+    only_wrong = st.toggle(t("Only the mistakes"), key="tl_only_wrong")
+    show_n = st.slider(t("Photos shown"), 6, 60, 24, 6, key="tl_grid_n")
+    rows = [i for i, (p, y) in enumerate(zip(result.val.predictions, result.val.labels)) if p != y or not only_wrong][:show_n]
+    if rows:
+        prediction_grid(
+            [splits.val.images[i] for i in rows], [result.val.predictions[i] for i in rows], [result.val.labels[i] for i in rows], splits.classes
+        )
+    else:
+        st.success(t("No mistakes on the validation photos."))
 
 
 def confusion_heatmap(confusion: np.ndarray, classes: tuple[str, ...] | list[str]) -> go.Figure:
@@ -158,3 +216,32 @@ def _class_uploads() -> ImageSet | None:
         st.caption(t("Upload photos for each class (at least 5 per class), or take them with the camera."))
         return None
     return _decoded_once("classes", _signature(ids), lambda: dataset_from_uploads(files))
+
+
+def model_file_opener() -> None:
+    """Open a model file trained before (a CNN Lens export): it joins the session's backbones."""
+    with st.expander(t("Open a model file you trained before")):
+        up = st.file_uploader(t("CNN Lens model file (.pt)"), type=["pt", "pth"], key="tl_upload_model")
+        limits_caption(weights_limits())
+        if up is not None and st.session_state.get("tl_uploaded", (None,))[0] != up.file_id:
+            opened = run_safely(add_weights_backbone, up.name, up.getvalue())
+            st.session_state["tl_uploaded"] = (up.file_id, opened)
+        if up is not None and st.session_state["tl_uploaded"][1] in custom_backbones():
+            loaded = custom_backbones()[st.session_state["tl_uploaded"][1]]
+            st.success(t("Loaded {name}: {n} classes ({classes}). Pick it in the sidebar.", name=loaded.name, n=loaded.num_classes, classes=", ".join(loaded.categories[:10])))
+
+
+def dataset_overview(dataset: ImageSet) -> None:
+    """Images per class (table and bars), the files that were skipped and why, a look at each class's photos."""
+    counts = dataset.counts()
+    c1, c2 = st.columns([1, 2])
+    c1.dataframe(pd.DataFrame({t("class"): list(counts), t("images"): list(counts.values())}), hide_index=True)
+    c2.plotly_chart(bar_chart(list(counts.values()), list(counts), t("Images per class")), width="stretch", key="tl_counts")
+    if dataset.skipped:
+        with st.expander(t("{n} files were skipped", n=len(dataset.skipped))):
+            st.text("\n".join(dataset.skipped[:200]))
+    with st.expander(t("Look at the photos")):
+        for label, cls in enumerate(dataset.classes):
+            members = [img for img, lab in zip(dataset.images, dataset.labels) if lab == label][:8]
+            st.markdown(t("Class: {name}", name=f"**{cls}**"))
+            st.image(members, width=96)

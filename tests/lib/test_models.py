@@ -16,7 +16,7 @@ from explain.models import (
     weight_status,
 )
 
-from .conftest import CAT_CLASSES
+from ..conftest import CAT_CLASSES
 
 EXPECTED = {
     "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "vgg16", "vgg19", "resnet18", "resnet50",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
-from .live_app import (
+from ..conftest import ROOT
+from ..live_app import (
     CHROMIUM_ARGS,
     choose,
     chromium_path,

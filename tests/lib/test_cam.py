@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 
 import cv2
 import numpy as np
@@ -14,10 +13,10 @@ from torch import nn
 from explain.cam import compute_cam, default_layer, heatmap, map_layers, mass_inside, overlay_cam
 from explain.errors import LensError
 from explain.hooks import hook_count
-from explain.images import prepare, resize, sample_image, save_png, to_tensor
+from explain.images import prepare, resize, sample_image, to_tensor
 from explain.models import REGISTRY, Backbone, build_architecture, imagenet_categories, prepare_for_viewing
 
-from .conftest import CAT_CLASSES, ROOT
+from ..conftest import CAT_CLASSES
 
 # lite0 (session-wide EfficientNet-Lite0) comes from conftest.py: tests here must not change it
 
@@ -218,95 +217,3 @@ def test_overlay_and_heatmap(lite0):
     np.testing.assert_array_equal(full, heat)
     with pytest.raises(LensError):
         overlay_cam(image, cam_map, cmap="rainbow-ish")
-
-
-def test_cli_cam_writes_overlay_and_map(tmp_path, capsys):
-    from explain.cli import main
-
-    photo = save_png(sample_image("chelsea"), tmp_path / "chelsea.png")
-    out, raw = tmp_path / "overlay.png", tmp_path / "map.npy"
-    code = main(["cam", str(photo), "--method", "gradcampp", "--target", "tabby", "--out", str(out), "--save-map", str(raw), "--json"])
-    assert code == 0
-    data = json.loads(capsys.readouterr().out)
-    assert {"file", "method", "layer", "target_index", "out"} <= set(data)
-    assert data["method"] == "gradcampp" and data["layer"] == "bn2" and data["target_index"] == 281
-    assert data["out"] == str(out)
-    overlay = cv2.imread(str(out))
-    assert overlay.shape == (224, 224, 3)
-    cam_map = np.load(raw)
-    assert cam_map.shape == (224, 224) and cam_map.dtype == np.float32 and cam_map.max() == pytest.approx(1.0, abs=1e-4)
-
-    assert main(["cam", str(photo), "--method", "nope"]) == 2
-    assert main(["cam", str(photo), "--layer", "classifier"]) == 2
-    assert "not a spatial map" in capsys.readouterr().err
-
-
-def test_cli_cam_top1_by_default(tmp_path, capsys):
-    from explain.cli import main
-
-    photo = save_png(sample_image("coffee"), tmp_path / "coffee.png")
-    assert main(["cam", str(photo), "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["method"] == "gradcam" and data["layer"] == "bn2"
-    assert data["target_index"] == 967 and data["target_label"] == "espresso" and data["out"] is None
-
-
-def _captions(at) -> list[str]:
-    return [img.caption for el in at.get("image") for img in el.proto.imgs]
-
-
-def test_gradcam_page_and_classify_why_panel():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
-    at.switch_page("lessons/5_Grad-CAM.py").run()
-    assert not at.exception
-    assert any("Grad-CAM for" in c for c in _captions(at))
-    assert at.selectbox(key="gc_layer").value == "bn2"
-    at.selectbox(key="gc_method").set_value("gradcampp").run()
-    assert not at.exception
-    at.selectbox(key="gc_target").set_value(281).run()
-    assert not at.exception
-    assert any("Grad-CAM++ for tabby" in c for c in _captions(at))
-
-    at.switch_page("lessons/1_Classify.py").run()
-    assert not at.exception
-    why = [c for c in _captions(at) if c.endswith("%") and " · " in c]  # "tabby (281) · 17.3%"
-    assert len(why) == 3  # one map per top-3 class
-
-
-def _widgets_script():
-    import copy
-
-    import streamlit as st
-    import torch
-    from torch import nn
-
-    from explain.images import prepare, sample_image
-    from explain.models import Backbone
-    from explain.ui.backbones import cached_backbone
-    from explain.ui.cam import CamSettings, cam_gallery, cam_panel
-
-    base = cached_backbone("efficientnet_lite0")
-    model = copy.deepcopy(base.model)
-    torch.manual_seed(0)
-    model.classifier = nn.Linear(model.classifier.in_features, 2)
-    mine = Backbone("my_model", model.eval(), ["ants", "bees"], base.preprocess, base.device, "trained")
-    images = [prepare(sample_image(s), mine.preprocess).tensor for s in ("chelsea", "coffee")]
-    with torch.no_grad():  # what the gallery must pick for the image without a target: the model's own top-1
-        top1 = int(mine.logits(images[1]).argmax())
-    st.session_state["coffee_top1"] = f"{mine.categories[top1]} ({top1})"
-    cam_gallery(mine, images, targets=["bees", None], captions=["right", "wrong"], key="gallery", columns=2)
-    cam_panel(base, sample_image("chelsea"), key="panel", settings=CamSettings(method="gradcampp"))
-
-
-def test_cam_widgets_work_for_own_classes_and_tensors():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_function(_widgets_script, default_timeout=180).run()
-    assert not at.exception
-    captions = _captions(at)
-    assert captions[0].startswith("right · bees (1) · ")
-    assert captions[1].startswith(f"wrong · {at.session_state['coffee_top1']} · ")
-    assert len([c for c in captions if not c.startswith(("right", "wrong"))]) == 3  # the panel: top-3 classes
-    assert at.selectbox(key="gallery_layer").value == "bn2"

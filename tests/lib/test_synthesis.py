@@ -1,16 +1,14 @@
 """Ideal images on the real EfficientNet-Lite0: small sizes and few steps keep these fast."""
 
-import json
 import threading
 
 import numpy as np
 import pytest
 import torch
 
-from explain.cli import main
 from explain.errors import LensError
 from explain.hooks import hook_count
-from explain.images import read_image, to_tensor
+from explain.images import to_tensor
 from explain.regularisers import total_variation
 from explain.synthesis import (
     PRESETS,
@@ -25,7 +23,8 @@ from explain.synthesis import (
     random_scale,
 )
 
-GOLDFISH = 1
+from ..conftest import GOLDFISH
+
 SMALL = IdealSettings(method="pixels", steps=12, lr=0.02, size=128, seed=0)
 
 
@@ -149,28 +148,3 @@ def test_user_mistakes_raise_lens_error(lite0):
     with pytest.raises(LensError, match="Unknown preset"):
         preset("fastest")
     assert set(PRESETS) == {"course", "clear"}
-
-
-def test_cli_ideal_json_and_png(capsys, tmp_path):
-    out = tmp_path / "goldfish.png"
-    code = main(["ideal", "--target", "goldfish", "--method", "pixels", "--steps", "6", "--size", "64", "--tv", "0.1",
-                 "--seed", "3", "--out", str(out), "--json"])
-    stdout, _ = capsys.readouterr()
-    assert code == 0
-    data = json.loads(stdout)
-    assert set(data) == {"target_index", "target_name", "prob", "seconds", "out"}
-    assert data["target_index"] == GOLDFISH and data["target_name"] == "goldfish" and data["out"] == str(out)
-    assert 0 < data["prob"] <= 1 and data["seconds"] > 0
-    assert read_image(out).shape == (64, 64, 3)
-
-
-def test_cli_ideal_channel_and_errors(capsys):
-    code = main(["ideal", "--layer", "blocks.2", "--channel", "3", "--steps", "2", "--size", "64", "--json"])
-    stdout, _ = capsys.readouterr()
-    assert code == 0
-    data = json.loads(stdout)
-    assert data["layer"] == "blocks.2" and data["channel"] == 3 and data["prob"] is None and data["out"] is None
-    assert main(["ideal", "--layer", "blocks.2", "--steps", "2"]) == 2
-    assert main(["ideal", "--target", "unicorn", "--steps", "2"]) == 2
-    _, err = capsys.readouterr()
-    assert err.count("error:") == 2

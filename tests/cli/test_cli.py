@@ -8,7 +8,7 @@ import pytest
 from explain.cli import main
 from explain.models import REGISTRY
 
-from .conftest import CAT_CLASSES, ROOT
+from ..conftest import CAT_CLASSES, ROOT
 
 
 def run_cli(capsys, *argv):

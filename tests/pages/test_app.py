@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 TIMEOUT = 180
 
@@ -53,19 +53,11 @@ def test_feature_maps_layer_switch_changes_the_grid(app):
     assert app.session_state["recordings"][next(iter(recordings))][1] is recording  # recorded once, re-used
 
 
-def _upload_then_sidebar(weights: bytes):
-    import streamlit as st
-
-    from explain.errors import LensError
-    from explain.ui.backbones import add_weights_backbone
-    from explain.ui.sidebar import sidebar
-
-    try:
-        st.session_state["added"] = add_weights_backbone("mine.pth", weights)
-        st.session_state["backbone"] = st.session_state["added"]
-    except LensError as exc:
-        st.error(str(exc))
-    sidebar()
+def _upload_weights(data: bytes) -> AppTest:
+    """The home page with a weights file given to the sidebar's uploader."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.file_uploader(key="weights_upload").set_value(("mine.pth", data, "application/octet-stream")).run()
+    return at
 
 
 def test_uploaded_weights_file_becomes_a_backbone_of_this_session(lite0, tmp_path):
@@ -73,14 +65,14 @@ def test_uploaded_weights_file_becomes_a_backbone_of_this_session(lite0, tmp_pat
 
     path = tmp_path / "mine.pth"
     torch.save(lite0.model.state_dict(), path)
-    at = AppTest.from_function(_upload_then_sidebar, args=(path.read_bytes(),), default_timeout=TIMEOUT).run()
+    at = _upload_weights(path.read_bytes())
     assert not at.exception and not at.error
     picker = at.sidebar.selectbox[0]
     assert picker.value == "mine.pth (efficientnet_lite0)"
     assert "mine.pth (efficientnet_lite0) · 🟣 file" in picker.options
     assert at.session_state["custom_backbones"][picker.value].source == "file"
 
-    bad = AppTest.from_function(_upload_then_sidebar, args=(b"not weights",), default_timeout=TIMEOUT).run()
+    bad = _upload_weights(b"not weights")
     assert not bad.exception and "Could not read weights file" in bad.error[0].value
     assert bad.sidebar.selectbox[0].value == "efficientnet_lite0"
 

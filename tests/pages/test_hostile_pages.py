@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from explain import limits as L
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 TIMEOUT = 180
 PAGES = {  # page: a widget its last section draws, so the page was run to its end
@@ -80,10 +80,13 @@ def test_a_garbage_link_opens_the_page_with_defaults(page, garbage):
 
 
 def test_a_layer_link_into_ideal_images_falls_back_to_a_real_layer():
+    from explain.featuremaps import probe_layers
+    from explain.ui.backbones import cached_backbone
+
     at = open_app("lessons/3_Ideal_images.py", layer="no.such.layer", channel="99999")
     assert not at.exception
     assert at.radio(key="ideal_mode").value == "channel"
-    names = [li.name for li in at.session_state["ideal_layer_cache"]["efficientnet_lite0"]]
+    names = [li.name for li in probe_layers(cached_backbone("efficientnet_lite0")).layers]
     assert at.selectbox(key="ideal_layer").value in names
     assert any("no.such.layer" in w.value for w in at.warning)  # the user learns the link's layer is not there
     assert at.number_input(key="ideal_channel").value == 0
@@ -113,14 +116,20 @@ def test_a_bug_in_a_page_shows_a_short_message_and_logs_the_traceback(monkeypatc
 # ---------------------------------------------------------------- uploads the pages cannot take
 
 
-def _photo_upload_page(name: str, data: bytes) -> None:
-    import numpy as np
-    import streamlit as st
+def _photo_picker_page() -> None:
+    from explain.ui.pickers import image_picker
 
-    from explain.ui.pickers import keep_photo
+    image_picker("image")
 
-    st.session_state["image"] = ("earlier.png", np.zeros((4, 4, 3), np.uint8))
-    keep_photo("image", name, data)
+
+def _replace_photo(name: str, data: bytes) -> AppTest:
+    """The shared photo picker on Upload: a good photo first, then this file in its place, as a user replaces a photo."""
+    at = AppTest.from_function(_photo_picker_page, default_timeout=TIMEOUT).run()
+    at.radio(key="image_source").set_value("upload").run()
+    at.file_uploader(key="image_upload").set_value(("earlier.png", _png(), "image/png")).run()
+    assert at.session_state["image"][0] == "earlier.png"
+    at.file_uploader(key="image_upload").set_value((name, data, "application/octet-stream")).run()
+    return at
 
 
 def _png(size=(64, 48), mode="RGB") -> bytes:
@@ -152,7 +161,7 @@ def _header_only_png(width: int, height: int) -> bytes:
     ids=["0-byte", "text-named-jpg", "truncated", "20000x20000", "48-megapixels"],
 )
 def test_a_bad_photo_upload_is_an_st_error_and_no_photo(name, data, words):
-    at = AppTest.from_function(_photo_upload_page, args=(name, data), default_timeout=TIMEOUT).run()
+    at = _replace_photo(name, data)
     assert not at.exception
     (error,) = at.error
     assert words in error.value and name in error.value
@@ -160,7 +169,7 @@ def test_a_bad_photo_upload_is_an_st_error_and_no_photo(name, data, words):
 
 
 def test_a_good_photo_upload_replaces_the_earlier_one():
-    at = AppTest.from_function(_photo_upload_page, args=("rgba.png", _png(mode="RGBA")), default_timeout=TIMEOUT).run()
+    at = _replace_photo("rgba.png", _png(mode="RGBA"))
     assert not at.exception and not at.error
     name, image = at.session_state["image"]
     assert name == "rgba.png" and image.shape == (48, 64, 3)
@@ -202,17 +211,12 @@ def test_a_bad_zip_on_transfer_learning_is_an_st_error(data, words):
 
 
 def test_skipped_files_of_a_zip_are_listed_on_the_page():
-    from explain.transfer import DEMO_SETS, dataset_from_zip
-    from explain.ui.transfer import _signature
-
     files = {f"{cls}/{i}.png": _png((40 + i, 40), "L" if cls == "cats" else "RGB") for cls in ("cats", "dogs") for i in range(6)}
     files |= {"cats/readme.txt": b"hello", "dogs/movie.mp4": b"\0\0\0 ftyp", "dogs/broken.png": b"\x89PNG not really"}
-    dataset = dataset_from_zip(_zip(files), "pets.zip")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    at.switch_page("lessons/6_Transfer_learning.py")
-    # the page's dataset cache answers as if this zip had been uploaded (AppTest cannot upload files)
-    at.session_state["tl_datasets"] = {("demo", _signature(next(iter(DEMO_SETS)), 24)): dataset}
-    at.run()
+    at.switch_page("lessons/6_Transfer_learning.py").run()
+    at.radio(key="tl_source").set_value("zip").run()
+    at.file_uploader(key="tl_zip").set_value(("pets.zip", _zip(files), "application/zip")).run()
     assert not at.exception and not at.error
     skipped = next(ex for ex in at.expander if "files were skipped" in ex.label)
     assert skipped.label.startswith("3 ")

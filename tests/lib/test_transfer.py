@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-import json
 import stat
 import unicodedata
 import zipfile
-from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
@@ -28,6 +26,8 @@ from explain.models import (
     with_preprocess,
 )
 from explain.transfer import datasets
+
+from ..shared import demo_pngs
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +65,6 @@ def _png_zip(files: dict[str, bytes], utf8: bool = True) -> bytes:
                 info = _LegacyNameInfo(unicodedata.normalize("NFC", name).encode("cp949").decode("cp437"))
             zf.writestr(info, data)
     return buf.getvalue()
-
-
-def _demo_pngs(name: str = "textures", per_class: int = 5) -> dict[str, list[bytes]]:
-    ds = T.demo_dataset(name, per_class=per_class, size=64)
-    out: dict[str, list[bytes]] = {c: [] for c in ds.classes}
-    for img, label in zip(ds.images, ds.labels):
-        out[ds.classes[label]].append(encode_png(img))
-    return out
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -172,7 +164,7 @@ def test_classifier_strategy_maps_classes_to_imagenet(small):
     assert [cats[r] for r in rows] == list(result.class_map.values())
 
 
-# --- export / import / CLI --------------------------------------------------------------------------
+# --- export / import ---------------------------------------------------------------------------------
 def test_export_import_gives_identical_predictions(extract_run, tmp_path):
     _, result = extract_run
     path = save_model(result.backbone, tmp_path / "mine.pt")
@@ -191,39 +183,9 @@ def test_export_import_gives_identical_predictions(extract_run, tmp_path):
         load_model(str(junk), device="cpu")
 
 
-def test_cli_finetune_then_classify(tmp_path):
-    from explain.cli import main
-
-    pngs = _demo_pngs("textures_ko", per_class=6)
-    for subset, take in (("train", slice(0, 4)), ("val", slice(4, 6))):
-        for cls, files in pngs.items():
-            folder = tmp_path / "data" / subset / unicodedata.normalize("NFD", cls)
-            folder.mkdir(parents=True)
-            for i, data in enumerate(files[take]):
-                (folder / f"{i}.png").write_bytes(data)
-    (tmp_path / "data" / "train" / "README.txt").write_text("not an image")
-    out = io.StringIO()
-    with redirect_stdout(out):
-        code = main(["finetune", str(tmp_path / "data"), "--epochs", "3", "--out", str(tmp_path / "m.pt"), "--json", "--device", "cpu"])
-    assert code == 0
-    data = json.loads(out.getvalue())
-    assert {"classes", "val_acc", "test_acc", "per_class", "seconds", "out"} <= set(data)
-    assert data["classes"] == sorted(["벽돌", "잔디", "자갈"]) and data["images"] == {"train": 12, "val": 6, "test": 0}
-    assert data["split"] == "folders" and data["test_acc"] is None and 0 <= data["val_acc"] <= 1
-    assert any("README.txt" in s for s in data["skipped"])
-    assert data["head_init"] == "random" and data["class_map"] == {}  # Korean texture names are no ImageNet classes
-    img = tmp_path / "one.png"
-    img.write_bytes(pngs["잔디"][5])
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert main(["classify", str(img), "--model", data["out"], "--json", "--device", "cpu", "--topk", "3"]) == 0
-    top = json.loads(out.getvalue())[0]["top"]
-    assert {s["label"] for s in top} == {"벽돌", "잔디", "자갈"}
-
-
 # --- datasets -------------------------------------------------------------------------------------
 def test_zip_with_root_folder_korean_names_and_junk():
-    pngs = _demo_pngs()
+    pngs = demo_pngs()
     files = {f"my set/{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)}
     files["my set/notes.txt"] = b"hello"
     files["my set/brick/readme.md"] = b"x"
@@ -239,7 +201,7 @@ def test_zip_with_root_folder_korean_names_and_junk():
 
 
 def test_zip_unsafe_entries_are_skipped():
-    pngs = _demo_pngs(per_class=5)
+    pngs = demo_pngs(per_class=5)
     files = {f"{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)}
     files["../evil/0.png"] = pngs["brick"][0]
     files["/abs/0.png"] = pngs["brick"][0]
@@ -255,7 +217,7 @@ def test_zip_unsafe_entries_are_skipped():
 
 
 def test_zip_limits(monkeypatch):
-    pngs = _demo_pngs(per_class=5)
+    pngs = demo_pngs(per_class=5)
     data = _png_zip({f"{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)})
     monkeypatch.setattr(datasets, "ZIP_MAX_TOTAL_BYTES", 1000)
     with pytest.raises(LensError, match="would unpack to"):
@@ -275,7 +237,7 @@ def test_zip_limits(monkeypatch):
 
 
 def test_bad_datasets_give_clear_messages(tmp_path):
-    pngs = _demo_pngs(per_class=6)
+    pngs = demo_pngs(per_class=6)
     one_class = T.dataset_from_uploads({"brick": [(f"{i}.png", d) for i, d in enumerate(pngs["brick"])]})
     with pytest.raises(LensError, match="at least 2 classes.*'brick'"):
         T.split_dataset(one_class)
@@ -316,31 +278,7 @@ def test_advisor_four_scenarios(splits):
     assert T.advise(ants, similar=True).imagenet_classes == ("ants", "bees")
 
 
-# --- the page -------------------------------------------------------------------------------------
-def test_transfer_page_trains_and_my_model_serves_other_pages():
-    from streamlit.testing.v1 import AppTest
-
-    from .conftest import ROOT
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("lessons/6_Transfer_learning.py").run()
-    assert not at.exception
-    at.slider(key="tl_demo_n").set_value(8).run()
-    at.number_input(key="tl_epochs").set_value(4).run()
-    assert at.radio(key="tl_strategy").value == "extract"  # the advisor's choice for a small, similar set
-    at.button(key="tl_train").click().run()
-    assert not at.exception
-    result = at.session_state["tl_result"]
-    assert len(result.history) == 4 and result.val.accuracy >= 0.8
-    assert "my model" in at.session_state["custom_backbones"]
-    assert any("Validation accuracy" in m.label for m in at.metric)
-    assert any(":green[" in m.value for m in at.markdown)
-    # its picker lists the new model (AppTest cannot select options drawn with a format_func)
-    at.run()
-    assert any(o.startswith("my model") for o in at.selectbox(key="backbone").options)
-
-
+# --- my model in the other lessons' functions ---------------------------------------------------
 def test_my_model_works_with_feature_maps_and_grad_cam(extract_run, splits):
     from explain.cam import compute_cam
     from explain.featuremaps import record_image

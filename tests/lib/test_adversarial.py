@@ -1,6 +1,5 @@
 """Adversarial examples on real weights and a real photo, judged on the saved PNG."""
 
-import json
 import math
 
 import numpy as np
@@ -18,14 +17,11 @@ from explain.adversarial import (
     quantise,
 )
 from explain.classify import classify_images
-from explain.cli import main
 from explain.errors import LensError
-from explain.images import decode_image, encode_png, prepare, read_image
+from explain.images import decode_image, encode_png, prepare
 from explain.regularisers import total_variation
 
-from .conftest import CAT_CLASSES
-
-GOLDEN_RETRIEVER = 207
+from ..conftest import CAT_CLASSES, GOLDEN_RETRIEVER
 
 
 def reread(image: np.ndarray) -> np.ndarray:
@@ -231,51 +227,3 @@ def test_bad_target_is_a_lens_error(lite0, chelsea):
 def test_perturbation_image_writes_its_gain():
     shown, gain = perturbation_image(np.array([[[-2, 0, 2]]], dtype=np.int16))
     assert gain == 63 and shown.tolist() == [[[2, 128, 254]]]
-
-
-def test_cli_attack_writes_pngs_that_classify_as_the_target(capsys, tmp_path, chelsea_png, lite0):
-    code = main(["attack", str(chelsea_png), "--target", "golden retriever", "--steps", "10", "--out-dir", str(tmp_path), "--json"])
-    out, _ = capsys.readouterr()
-    assert code == 0
-    (record,) = json.loads(out)
-    assert {"file", "out", "success", "before", "after", "linf", "l2", "psnr", "ssim", "seconds"} <= set(record)
-    assert record["success"] and record["after"][0]["index"] == GOLDEN_RETRIEVER and record["linf"] <= 2
-    assert set(record["before"][0]) == {"index", "label", "prob"}
-    code = main(["classify", record["out"], "--json", "--topk", "1"])
-    (again,) = json.loads(capsys.readouterr()[0])
-    assert code == 0 and again["top"][0]["index"] == GOLDEN_RETRIEVER
-    assert read_image(record["out"]).shape == (256, 385, 3)
-
-
-@pytest.mark.parametrize(
-    "argv, words",
-    [
-        (["--untargeted", "--eps", "0"], "ε"),
-        (["--untargeted", "--steps", "0"], "Steps"),
-        (["--target", "no such animal"], "Unknown class"),
-    ],
-)
-def test_cli_attack_user_errors_exit_2(capsys, chelsea_png, tmp_path, argv, words):
-    code = main(["attack", str(chelsea_png), "--out-dir", str(tmp_path), *argv])
-    _, err = capsys.readouterr()
-    assert code == 2 and words in err and err.count("\n") == 1
-
-
-def test_adversarial_page_fools_the_network_and_offers_the_png():
-    from streamlit.testing.v1 import AppTest
-
-    from .conftest import ROOT
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
-    at.switch_page("lessons/4_Adversarial.py").run()
-    assert not at.exception
-    assert at.selectbox(key="adv_target").value == GOLDEN_RETRIEVER  # chelsea is a cat, so the default goal is a dog
-    at.button(key="adv_run").click().run()
-    assert not at.exception
-    key, result = at.session_state["adv_result"]
-    assert result.success and result.after[0].index == GOLDEN_RETRIEVER
-    assert any("golden retriever" in s.value for s in at.success)
-    assert any("amplified ×" in str(img.proto) for img in at.get("image"))
-    at.selectbox(key="adv_second").set_value("efficientnet_lite1")
-    at.button(key="adv_check").click().run()
-    assert not at.exception and at.session_state["adv_transfer"][1] == "efficientnet_lite1"

@@ -3,9 +3,9 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explain.synthesis import Target, channel_layers
+from explain.featuremaps import probe_layers
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 TIMEOUT = 240
 PAGE = "lessons/3_Ideal_images.py"
@@ -74,24 +74,6 @@ def test_stop_ends_the_run_and_keeps_the_image(page):
     assert not at.exception and at.session_state["ideal_stop"] is False
 
 
-def test_stop_click_during_a_run_keeps_the_last_preview(page):
-    """In a browser the Stop click reruns the page mid-job; the job's last preview becomes a stopped image."""
-    at = page
-    small(at, steps=2)
-    at.button(key="ideal_run").click().run()
-    done = at.session_state["ideal_gallery"][0]
-    at.session_state["ideal_job"] = {
-        "runs": [], "target": Target("class", 1), "started": True, "compare": False,
-        "partial": {"preset": "clear", "image": done["image"], "step": 7, "steps": 40, "prob": 0.5},
-    }
-    at.button(key="ideal_stop_btn").click().run()
-    assert not at.exception
-    assert "ideal_job" not in at.session_state and at.session_state["ideal_stop"] is False
-    last = at.session_state["ideal_gallery"][-1]
-    assert last["stopped"] and last["steps_done"] == 7 and last["steps"] == 40
-    assert any("Stopped at step 7 of 40" in w.value for w in at.warning)
-
-
 def test_channel_from_feature_maps_is_preselected(page):
     at = page
     at.switch_page("lessons/2_Feature_maps.py").run()
@@ -111,7 +93,7 @@ def test_channel_from_feature_maps_is_preselected(page):
 
 
 def test_query_params_open_a_channel(lite0):
-    layer = [li.name for li in channel_layers(lite0)][5]
+    layer = [li.name for li in probe_layers(lite0).layers][5]
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     at.query_params["layer"] = layer
@@ -130,4 +112,4 @@ def test_query_params_open_a_channel(lite0):
     bad.query_params["channel"] = "0"
     bad.switch_page(PAGE).run()
     assert not bad.exception
-    assert bad.selectbox(key="ideal_layer").value in [li.name for li in channel_layers(lite0)]
+    assert bad.selectbox(key="ideal_layer").value in [li.name for li in probe_layers(lite0).layers]

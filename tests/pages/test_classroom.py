@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from .conftest import ROOT
-from .i18n_extract import extract, korean_table
+from ..conftest import ROOT
+from ..i18n_extract import extract, korean_table
 
 TIMEOUT = 180
 HANGUL = re.compile(r"[\uac00-\ud7a3]")

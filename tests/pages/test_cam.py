@@ -1,0 +1,66 @@
+"""Class maps in the app: the Grad-CAM page, Classify's "why" panel and the explain.ui.cam widgets, under AppTest."""
+
+from __future__ import annotations
+
+from ..conftest import ROOT
+
+
+def _captions(at) -> list[str]:
+    return [img.caption for el in at.get("image") for img in el.proto.imgs]
+
+
+def test_gradcam_page_and_classify_why_panel():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("lessons/5_Grad-CAM.py").run()
+    assert not at.exception
+    assert any("Grad-CAM for" in c for c in _captions(at))
+    assert at.selectbox(key="gc_layer").value == "bn2"
+    at.selectbox(key="gc_method").set_value("gradcampp").run()
+    assert not at.exception
+    at.selectbox(key="gc_target").set_value(281).run()
+    assert not at.exception
+    assert any("Grad-CAM++ for tabby" in c for c in _captions(at))
+
+    at.switch_page("lessons/1_Classify.py").run()
+    assert not at.exception
+    why = [c for c in _captions(at) if c.endswith("%") and " · " in c]  # "tabby (281) · 17.3%"
+    assert len(why) == 3  # one map per top-3 class
+
+
+def _widgets_script():
+    import copy
+
+    import streamlit as st
+    import torch
+    from torch import nn
+
+    from explain.images import prepare, sample_image
+    from explain.models import Backbone
+    from explain.ui.backbones import cached_backbone
+    from explain.ui.cam import CamSettings, cam_gallery, cam_panel
+
+    base = cached_backbone("efficientnet_lite0")
+    model = copy.deepcopy(base.model)
+    torch.manual_seed(0)
+    model.classifier = nn.Linear(model.classifier.in_features, 2)
+    mine = Backbone("my_model", model.eval(), ["ants", "bees"], base.preprocess, base.device, "trained")
+    images = [prepare(sample_image(s), mine.preprocess).tensor for s in ("chelsea", "coffee")]
+    with torch.no_grad():  # what the gallery must pick for the image without a target: the model's own top-1
+        top1 = int(mine.logits(images[1]).argmax())
+    st.session_state["coffee_top1"] = f"{mine.categories[top1]} ({top1})"
+    cam_gallery(mine, images, targets=["bees", None], captions=["right", "wrong"], key="gallery", columns=2)
+    cam_panel(base, sample_image("chelsea"), key="panel", settings=CamSettings(method="gradcampp"))
+
+
+def test_cam_widgets_work_for_own_classes_and_tensors():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_widgets_script, default_timeout=180).run()
+    assert not at.exception
+    captions = _captions(at)
+    assert captions[0].startswith("right · bees (1) · ")
+    assert captions[1].startswith(f"wrong · {at.session_state['coffee_top1']} · ")
+    assert len([c for c in captions if not c.startswith(("right", "wrong"))]) == 3  # the panel: top-3 classes
+    assert at.selectbox(key="gallery_layer").value == "bn2"
