@@ -233,16 +233,13 @@ def run_job(
     row = st.columns([1, 2]) if view.preview and view.chart else [st.container()]
     preview_slot = row[0].empty() if view.preview else None
     chart_slot = row[-1].empty() if view.chart else None
-    drawn = [0]
 
     def callback(progress: Progress) -> None:
         marker["last"] = progress
         text = view.caption(progress) if view.caption else t("{label}: step {s} of {n}", label=label, s=progress.step, n=progress.total)
         bar.progress(progress.fraction, text=text)
-        last = progress.step >= progress.total
-        if progress.step - drawn[0] < max(1, view.every) and not last:
-            return
-        drawn[0] = progress.step
+        if progress.step % max(1, view.every) and progress.step < progress.total:
+            return  # the preview and the chart every N steps, and at the last one
         if preview_slot is not None:
             shown = view.preview(progress)
             if shown is not None:
