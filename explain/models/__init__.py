@@ -23,6 +23,7 @@ from explain.models.files import (
     load_backbone,
     load_checkpoint,
     load_model,
+    load_model_file,
     load_state_checked,
     save_model,
 )
@@ -42,7 +43,7 @@ from explain.models.summary import ModelSummary, SummaryRow, summarize
 __all__ = [
     "Anatomy", "Backbone", "BackboneSpec", "DEFAULT_BACKBONE", "HEADS", "ModelSummary", "REGISTRY", "STATUSES", "SummaryRow",
     "anatomy_of", "build_architecture", "build_head", "default_device", "export_model", "get_spec", "guess_architecture",
-    "imagenet_categories", "load_backbone", "load_checkpoint", "load_model", "load_state_checked", "prepare_for_viewing",
+    "imagenet_categories", "load_backbone", "load_checkpoint", "load_model", "load_model_file", "load_state_checked", "prepare_for_viewing",
     "resolve_class", "run_modules", "save_model", "set_submodule", "summarize", "trained_backbone", "weight_status",
     "with_preprocess",
 ]

@@ -69,10 +69,15 @@ def load_checkpoint(source: bytes | str | os.PathLike, name: str = "") -> object
             handle = io.BytesIO(source) if isinstance(source, bytes) else source
             return torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code, truncated files, not a checkpoint at all
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # PyTorch's own text ends "...Re-running torch.load with weights_only set to False", which reads as advice
+        # to do the unsafe thing: say in our words what is wrong and what to do instead
+        if "weights only load failed" in str(exc).lower():
+            reason = "it holds Python objects or code besides tensors, and CNN Lens never runs code from a file"
+        else:
+            reason = "it is damaged, cut short, or not a PyTorch weights file"
         raise LensError(
-            f"Could not read weights file '{label}': it is not a plain PyTorch weights file "
-            f"(only tensors are accepted, no code). Detail: {first[:200]}"
+            f"Could not read weights file '{label}': {reason}. Save only the weights, "
+            "torch.save(model.state_dict(), 'weights.pth'), and load that file."
         ) from None
 
 
@@ -168,8 +173,8 @@ def _backbone_from_state(name: str, state: dict | None, label: str, device: torc
     )
 
 
-def guess_architecture(state: dict) -> str:
-    """The registry entry whose parameter names and shapes match a state dict best."""
+def guess_architecture(state: dict, label: str = "") -> str:
+    """The registry entry whose parameter names and shapes match a state dict best (label: the file, for the message)."""
     best, best_score = None, -1.0
     keys = set(state)
     for name, spec in REGISTRY.items():
@@ -188,7 +193,7 @@ def guess_architecture(state: dict) -> str:
             best, best_score = name, score
     if best is None or best_score < 0.5:
         raise LensError(
-            "This weights file matches no known architecture. Save a state dict of one of: " + ", ".join(REGISTRY) + "."
+            f"The weights file '{label or 'given'}' matches no known architecture. Save a state dict of one of: " + ", ".join(REGISTRY) + "."
         )
     return best
 
@@ -201,13 +206,25 @@ def load_model(model: str, device: torch.device | str | None = None) -> Backbone
     if path.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt") or path.exists():
         if not path.is_file():
             raise LensError(f"Weights file '{model}' does not exist.")
-        checkpoint = load_checkpoint(path)  # read once: an export and a plain state dict are told apart here
-        payload = _as_payload(checkpoint)
-        if payload is not None:
-            return _payload_backbone(payload, device)
-        state = _state_dict_of(checkpoint, path.name)
-        return _backbone_from_state(guess_architecture(state), state, path.name, device)
+        return _from_checkpoint(load_checkpoint(path), path.name, device)
     return load_backbone(get_spec(model).name, device=device)
+
+
+def load_model_file(data: bytes, filename: str, device: torch.device | str | None = None) -> Backbone:
+    """A backbone from the bytes of a weights file (an upload): a registry state dict or a CNN Lens export.
+
+    Nothing is written to disk, and every message names the file as the user called it.
+    """
+    return _from_checkpoint(load_checkpoint(data, filename), filename, device)
+
+
+def _from_checkpoint(checkpoint: object, label: str, device: torch.device | str | None) -> Backbone:
+    """A checkpoint read once: a CNN Lens export rebuilds "my model", any other state dict finds its architecture."""
+    payload = _as_payload(checkpoint)
+    if payload is not None:
+        return _payload_backbone(payload, device)
+    state = _state_dict_of(checkpoint, label)
+    return _backbone_from_state(guess_architecture(state, label), state, label, device)
 
 
 def export_model(backbone: Backbone) -> bytes:

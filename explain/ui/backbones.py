@@ -81,18 +81,9 @@ def weights_file_loader() -> None:
 
 def add_weights_backbone(filename: str, data: bytes) -> str:
     """Load uploaded weights into a backbone of this session; returns its name in the picker."""
-    import os
-    import tempfile
+    from explain.models import load_model_file
 
-    from explain.models import load_model
-
-    fd, path = tempfile.mkstemp(suffix=".pth", prefix="cnnlens-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        backbone = load_model(path)
-    finally:
-        os.unlink(path)  # nothing of the upload stays on the server's disk
+    backbone = load_model_file(data, filename)  # read from memory: nothing of the upload touches the server's disk
     name = f"{filename} ({backbone.base})"
     backbone.name = name
     add_own_backbone(name, backbone)

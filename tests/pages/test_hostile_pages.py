@@ -262,7 +262,7 @@ def _torch_bytes(obj) -> bytes:
 def weights_cases(lite0):
     whole = _torch_bytes(lite0.model.state_dict())
     return {
-        "evil": (_evil_pickle(), "only tensors"),
+        "evil": (_evil_pickle(), "never runs code"),
         "other-architecture": (_torch_bytes({"fc.weight": torch.zeros(3, 4), "layer9.bias": torch.zeros(2)}), "weights"),
         "truncated": (whole[: len(whole) // 3], "Could not read weights file"),
         "text": (b"these are not weights", "Could not read weights file"),
@@ -279,9 +279,23 @@ def test_a_bad_weights_file_in_the_sidebar_is_an_st_error(weights_cases, case):
     assert not at.exception
     (error,) = at.error
     assert words.lower() in error.value.lower(), error.value
+    if case != "empty":
+        assert f"'{case}.pth'" in error.value  # the user's own file name, never a server temp name
+    assert "weights_only" not in error.value and "cnnlens-" not in error.value  # no PyTorch text that reads as advice
     assert at.session_state["added"] is None and not at.session_state["custom_backbones"]
     assert at.sidebar.selectbox[0].value == "efficientnet_lite0"
     assert not os.path.exists(MARKER)  # nothing in the file was run
+
+
+def test_a_bad_weights_file_in_the_sidebar_is_explained_in_korean(weights_cases):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["lang"] = "ko"
+    at.run()
+    for case in ("evil", "truncated"):
+        at.file_uploader(key="weights_upload").set_value((f"내 모델 {case}.pth", weights_cases[case][0], "application/octet-stream")).run()
+        assert not at.exception
+        (error,) = at.error
+        assert f"'내 모델 {case}.pth'" in error.value and "Could not" not in error.value and "읽을 수 없습니다" in error.value
 
 
 # ---------------------------------------------------------------- the caps, stated where they apply
