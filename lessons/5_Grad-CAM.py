@@ -9,7 +9,7 @@ from explain.cam import CAM_METHODS, heatmap, overlay_cam
 from explain.classify import predict_probs, top_classes
 from explain.images import encode_png, prepare
 from explain.ui.cam import METHOD_HELP, cached_cam, cam_controls
-from explain.ui.classroom import lesson_panel
+from explain.ui.classroom import forget_choice, lesson_panel
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.pickers import backbone_and_photo, class_picker
@@ -31,11 +31,11 @@ if prepared is None:
     st.stop()
 
 scores = top_classes(backbone, predict_probs(backbone, prepared.tensor)[0], 5)
-# a new photo (or model) starts from its own top-1 class
+# a new photo (or model) starts from its own top-1 class; only the first view keeps a shared link's class
 owner = (backbone.name, image_key(image))
-if st.session_state.get("gc_target_owner") != owner:
-    st.session_state["gc_target_owner"] = owner
-    st.session_state.pop("gc_target", None)
+if st.session_state.get("gc_target_owner") not in (None, owner):
+    forget_choice("class", "gc_target")
+st.session_state["gc_target_owner"] = owner
 st.markdown(
     t("Top classes: {top}", top=", ".join(f"**{s.label}** {s.prob * 100:.1f}%" for s in scores[:3]))
 )

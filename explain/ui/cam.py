@@ -81,9 +81,16 @@ def cam_controls(backbone: Backbone, key: str, show_layer: bool = True) -> CamSe
         choices = run_safely(layer_choices, backbone, not st.session_state.get(f"{key}_all_layers", False))
         if choices:
             names, default = choices
-            if st.session_state.get(f"{key}_layer") not in names:
-                st.session_state[f"{key}_layer"] = default
-            layer = c2.selectbox(t("Layer"), names, key=f"{key}_layer", help=t("Deeper layers: coarser maps that know more about the class."))
+            state_key = f"{key}_layer"
+            current = st.session_state.get(state_key)
+            if current not in names and current in layer_choices(backbone, False)[0]:
+                names = [*names, current]  # an inner layer picked under "All layers" stays listed when it is turned off
+            if current not in names:  # first draw, or a layer this model does not have
+                st.session_state.pop(state_key, None)
+                current = default
+            # `index` is what the browser's box shows when the widget is drawn anew (after a run without it, e.g. while
+            # the photo was being replaced): it must be the value the server uses, or box and map disagree
+            layer = c2.selectbox(t("Layer"), names, index=names.index(current), key=state_key, help=t("Deeper layers: coarser maps that know more about the class."))
             c2.toggle(t("All layers"), key=f"{key}_all_layers")
     samples = 16
     if method == "smoothgrad":

@@ -103,6 +103,14 @@ def forget_url(param: str) -> None:
         del st.query_params[param]
 
 
+def forget_choice(param: str, key: str) -> None:
+    """Forget a choice everywhere url_state keeps it (the session, its memory of the last value, the URL), so the
+    widget starts from its default again: a new photo starts from its own top-1 class, not the last photo's."""
+    st.session_state.pop(key, None)
+    st.session_state.get("_url_last", {}).pop(key, None)
+    forget_url(param)
+
+
 def _current_page() -> str:
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
