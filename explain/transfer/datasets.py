@@ -44,6 +44,11 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def split_given(self) -> bool:
+        """True when the folders already say which photos are for validation (train/ and val/)."""
+        return bool(self.subsets) and "val" in self.subsets
+
     def counts(self) -> dict[str, int]:
         """Number of images per class."""
         out = dict.fromkeys(self.classes, 0)
@@ -276,7 +281,9 @@ def dataset_from_uploads(files_by_class: dict[str, list[tuple[str, bytes]]]) -> 
 
 def _check_readable(ds: ImageSet, source: str) -> ImageSet:
     if len(ds) == 0:
-        hint = f" Skipped: {'; '.join(ds.skipped[:3])}." if ds.skipped else ""
+        shown = ds.skipped[:10]
+        more = f"; and {len(ds.skipped) - len(shown)} more" if len(ds.skipped) > len(shown) else ""
+        hint = f" Skipped {len(ds.skipped)} file(s): {'; '.join(shown)}{more}." if ds.skipped else ""
         raise LensError(
             f"No images found in {source}. Put the photos into one folder per class "
             f"(for example cats/1.jpg, dogs/1.jpg).{hint}"
@@ -332,7 +339,7 @@ def split_dataset(ds: ImageSet, val_fraction: float = 0.2, seed: int = 0, test: 
     if len(ds.classes) < 2:
         only = f" (only '{ds.classes[0]}')" if ds.classes else ""
         raise LensError(f"A classifier needs at least 2 classes{only}. Add a folder (or a class) for each other class.")
-    given = bool(ds.subsets) and "val" in ds.subsets
+    given = ds.split_given
     if given:
         train = ds.subset(i for i, s in enumerate(ds.subsets) if s == "train")
         val = ds.subset(i for i, s in enumerate(ds.subsets) if s == "val")

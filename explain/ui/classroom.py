@@ -97,6 +97,17 @@ def url_state(
     return state[key]
 
 
+def kept_value(key: str, default: Any, options: Container | None = None) -> Any:
+    """The value a keyed widget holds in the session (else `default`), to draw it with as its index or value.
+
+    A widget drawn again after a run that did not draw it (the page stopped earlier: no photo yet, a zip being
+    uploaded; or its label changed with the language) is shown by the browser from its index/value argument, not
+    from the session: without this the box shows one choice while the server uses another.
+    """
+    value = st.session_state.get(key, default)
+    return value if options is None or value in options else default
+
+
 def forget_url(param: str) -> None:
     """Remove a parameter from the URL (its widget is not shown, e.g. an upload replaced the sample)."""
     if param in st.query_params:

@@ -94,7 +94,8 @@ def training_report(result: TrainResult, splits: Splits) -> None:
     st.subheader(t("Validation photos: predicted class in green (right) or red (wrong)"))
     only_wrong = st.toggle(t("Only the mistakes"), key="tl_only_wrong")
     show_n = st.slider(t("Photos shown"), 6, 60, 24, 6, key="tl_grid_n")
-    rows = [i for i, (p, y) in enumerate(zip(result.val.predictions, result.val.labels)) if p != y or not only_wrong][:show_n]
+    wanted = [i for i, (p, y) in enumerate(zip(result.val.predictions, result.val.labels)) if p != y or not only_wrong]
+    rows = _classes_mixed(wanted, result.val.labels)[:show_n]
     if rows:
         prediction_grid(
             [splits.val.images[i] for i in rows], [result.val.predictions[i] for i in rows], [result.val.labels[i] for i in rows], splits.classes
@@ -216,6 +217,16 @@ def _class_uploads() -> ImageSet | None:
         st.caption(t("Upload photos for each class (at least 5 per class), or take them with the camera."))
         return None
     return _decoded_once("classes", _signature(ids), lambda: dataset_from_uploads(files))
+
+
+def _classes_mixed(rows: list[int], labels: Sequence[int]) -> list[int]:
+    """Rows taken one class at a time in turn (a class's first photo, the next class's first, …), so a grid cut to its
+    first photos shows every class, not the first class only."""
+    by_class: dict[int, list[int]] = {}
+    for i in rows:
+        by_class.setdefault(labels[i], []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    return [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
 
 
 def model_file_opener() -> None:

@@ -216,6 +216,24 @@ def test_zip_unsafe_entries_are_skipped():
     assert "../evil/0.png: unsafe path" in reasons and "/abs/0.png: unsafe path" in reasons and "link.png: a link" in reasons
 
 
+def test_a_zip_of_only_rejected_entries_says_how_many_and_which():
+    pngs = demo_pngs(per_class=5)
+    data = _png_zip({f"../escape/{i}.png": pngs["brick"][i % 5] for i in range(15)})
+    with pytest.raises(LensError) as error:
+        T.dataset_from_zip(data, "bad.zip")
+    message = str(error.value)
+    assert "Skipped 15 file(s)" in message and message.count("unsafe path") == 10 and "and 5 more" in message
+
+
+def test_a_given_split_is_known_before_splitting():
+    pngs = demo_pngs(per_class=6)
+    files = {f"{'val' if i < 2 else 'train'}/{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)}
+    given = T.dataset_from_zip(_png_zip(files))
+    plain = T.dataset_from_zip(_png_zip({f"{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)}))
+    assert given.split_given and T.split_dataset(given).given
+    assert not plain.split_given and not T.split_dataset(plain).given
+
+
 def test_zip_limits(monkeypatch):
     pngs = demo_pngs(per_class=5)
     data = _png_zip({f"{cls}/{i}.png": d for cls, ds in pngs.items() for i, d in enumerate(ds)})
