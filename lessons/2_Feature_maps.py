@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from explain.featuremaps import COLORMAPS, channel_grid, channel_image, channel_stats, overlay_channel, top_channels
-from explain.ui.classroom import lesson_panel, presenter_mode, url_state
+from explain.ui.classroom import kept_value, lesson_panel, presenter_mode, url_state
 from explain.ui.errors import run_safely
 from explain.ui.featuremaps import cached_recording, cached_summary
 from explain.ui.i18n import t
@@ -53,6 +53,8 @@ def layer_panel() -> None:
     else:
         col1, col2, col3 = st.columns(3)
         count = col1.slider(t("Channels in the grid"), 1, c, min(c, 64), key="fm_count")
+        kept_value("fm_order", "strongest", ("strongest", "index"))
+        kept_value("fm_norm", "channel", ("channel", "layer"))
         order_by = col2.radio(t("Order"), ["strongest", "index"], format_func=lambda o: t({"strongest": "strongest first", "index": "by index"}[o]), key="fm_order", horizontal=True)
         normalise = col3.radio(t("Scale"), ["channel", "layer"], format_func=lambda o: t({"channel": "each channel", "layer": "whole layer"}[o]), key="fm_norm", horizontal=True)
         cmap = st.selectbox(t("Colour map"), list(COLORMAPS), key="fm_cmap")

@@ -7,7 +7,7 @@ import streamlit as st
 from explain.featuremaps import probe_layers
 from explain.synthesis import PRESETS, Target, channel_target, compare_runs, ideal_image, result_so_far
 from explain.ui.backbones import current_backbone
-from explain.ui.classroom import lesson_panel, url_state
+from explain.ui.classroom import kept_value, lesson_panel, url_state
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.ideal import PRESET_TITLES, keep_in_gallery, live_view, settings_panel, show_results
@@ -37,6 +37,7 @@ layers = probe_layers(backbone).layers
 layer_names = [li.name for li in layers]
 layer_by_name = {li.name: li for li in layers}
 
+kept_value("ideal_mode", "class", ("class", "channel"))
 mode = st.radio(
     t("What should the image show?"), ["class", "channel"], key="ideal_mode", horizontal=True,
     format_func=lambda m: t({"class": "A class", "channel": "A channel of a layer"}[m]),

@@ -8,7 +8,7 @@ from explain.limits import MAX_ATTACK_STEPS
 from explain.ui.adversarial import attack_view
 from explain.ui.backbones import backbone_by_name, backbone_choices, backbone_label
 from explain.ui.cam import cam_gallery
-from explain.ui.classroom import lesson_panel, url_state
+from explain.ui.classroom import kept_value, lesson_panel, url_state
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.jobs import run_job, stop_button
@@ -34,6 +34,7 @@ if clean_top is None:
 st.markdown(t("The network now says: **{label}** ({p:.1f}%)", label=clean_top[0].label, p=clean_top[0].prob * 100))
 
 c1, c2 = st.columns(2)
+kept_value("adv_mode", "targeted", ("targeted", "untargeted"))
 mode = c1.radio(
     t("Goal"), ["targeted", "untargeted"], horizontal=True, key="adv_mode",
     format_func=lambda m: t({"targeted": "reach a class I choose", "untargeted": "any other class"}[m]),
@@ -52,6 +53,7 @@ steps = c4.number_input(
 limits_caption(steps_limit(MAX_ATTACK_STEPS), where=c4)
 with st.expander(t("More settings")):
     a1, a2, a3 = st.columns(3)
+    kept_value("adv_norm", "linf", ("linf", "l2"))
     norm = a1.radio(
         t("Budget"), ["linf", "l2"], key="adv_norm", horizontal=True, disabled=method != "pgd",
         format_func=lambda n: {"linf": t("L∞ (per pixel)"), "l2": t("L2 (whole image)")}[n],

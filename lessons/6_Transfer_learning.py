@@ -72,6 +72,7 @@ st.caption(
 
 # --- 2. advisor -------------------------------------------------------------------------------
 st.header(t("2. Which strategy?"))
+kept_value("tl_similar", True, (True, False))
 similar = st.radio(
     t("Do your photos look like ImageNet photos (everyday objects, animals, scenes)?"),
     [True, False],
@@ -100,13 +101,13 @@ if st.session_state.get("tl_advice_seen") != advice.scenario:
     st.session_state["tl_strategy"] = advice.strategy
     st.session_state["tl_unfreeze"] = advice.unfreeze
     st.session_state["tl_augment"] = advice.augment
-strategy = st.radio(t("Strategy"), names, index=names.index(kept_value("tl_strategy", advice.strategy, names)),
-                    format_func=lambda s: t(STRATEGIES[s]), key="tl_strategy")
+kept_value("tl_strategy", advice.strategy, names)
+strategy = st.radio(t("Strategy"), names, format_func=lambda s: t(STRATEGIES[s]), key="tl_strategy")
 blocks = len(anatomy_of(backbone.base or backbone.name, backbone.model).blocks)
 s1, s2, s3 = st.columns(3)
 head = s1.selectbox(t("New head"), list(HEADS), format_func=lambda h: t(HEADS[h]), key="tl_head", disabled=strategy == "classifier")
-unfreeze = s2.slider(t("Blocks to unfreeze (from the last)"), 1, max(1, blocks), min(max(1, blocks), kept_value("tl_unfreeze", advice.unfreeze)),
-                     key="tl_unfreeze", disabled=strategy != "finetune" or blocks < 1)
+kept_value("tl_unfreeze", min(advice.unfreeze, max(1, blocks)), range(1, max(1, blocks) + 1))
+unfreeze = s2.slider(t("Blocks to unfreeze (from the last)"), 1, max(1, blocks), key="tl_unfreeze", disabled=strategy != "finetune" or blocks < 1)
 epochs = s3.number_input(t("Epochs"), 1, MAX_EPOCHS, 10, key="tl_epochs", disabled=strategy == "classifier")
 limits_caption(epochs_limit(), where=s3)
 s4, s5, s6 = st.columns(3)
@@ -115,7 +116,8 @@ backbone_lr = s5.select_slider(
     t("Backbone learning rate"), [1e-5, 3e-5, 1e-4, 3e-4, 1e-3], value=1e-4, key="tl_blr", disabled=strategy != "finetune",
     help=t("Smaller than the head's: the pretrained blocks should only be nudged, the new head learns from scratch."),
 )
-augment = s6.toggle(t("Augmentation"), kept_value("tl_augment", advice.augment), key="tl_augment", disabled=strategy == "classifier",
+kept_value("tl_augment", advice.augment, (True, False))
+augment = s6.toggle(t("Augmentation"), key="tl_augment", disabled=strategy == "classifier",
                     help=t("RandomResizedCrop + RandomHorizontalFlip each epoch. Without it the frozen part runs once and training takes seconds."))
 head_epochs = st.number_input(
     t("Epochs for the head alone before unfreezing"), 0, MAX_EPOCHS, 5, key="tl_head_epochs", disabled=strategy != "finetune",

@@ -92,6 +92,29 @@ def choose(tab, label: str, option: str) -> None:
     tab.get_by_role("option").filter(has_text=option).first.click()
 
 
+def set_number(tab, label: str, value: int) -> None:
+    """Type `value` into the number input labelled `label` and let the app take it."""
+    box = tab.get_by_role("spinbutton", name=label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    settle(tab)
+
+
+def press_slider(tab, label, *keys: str) -> str:
+    """Move the slider labelled `label` (a string or a pattern) with keys ("Home", "ArrowRight", …); its new value."""
+    slider = tab.get_by_role("slider", name=label)
+    slider.focus()
+    for key in keys:
+        slider.press(key)
+    settle(tab)
+    return slider.get_attribute("aria-valuetext")
+
+
+def main_button(tab, name: str):
+    """A button of the page itself (Streamlit's header has a Stop of its own)."""
+    return tab.locator('[data-testid="stMain"]').get_by_role("button", name=name, exact=True)
+
+
 # ---------------------------------------------------------------- heavy actions (browser tests and bench/load.py)
 
 

@@ -126,7 +126,7 @@ def attack_images(
     pp = backbone.preprocess
     results: list[AttackResult] = []
     batches = max(1, math.ceil(n / batch_size))
-    per_batch = 1 + (1 if settings.method == "fgsm" else settings.steps)
+    per_batch = 1 if settings.method == "fgsm" else settings.steps  # step 0 is the check of the photo as it is
     log = ProgressLog(batches * per_batch, callback)
     stopped = False
     for b, start in enumerate(range(0, n, batch_size)):
@@ -143,7 +143,9 @@ def attack_images(
             goal = [scores[0].index for scores in before]
 
         def batch_callback(progress: Progress, b: int = b) -> None:
-            log.report(b * per_batch + progress.step + 1, f"batch {b + 1}/{batches}", progress.metrics)
+            if b and not progress.step:
+                return  # a later batch's step 0 would count the previous batch's last step again
+            log.report(b * per_batch + progress.step, f"batch {b + 1}/{batches}", progress.metrics)
 
         outcome = attack_batch(
             backbone, crops, torch.tensor(goal), targets is not None, settings, batch_callback, should_stop

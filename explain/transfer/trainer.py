@@ -436,8 +436,10 @@ class Trainer:
             copy.deepcopy(self.model).to(memory_format=torch.contiguous_format), self.base, self.classes, self.preprocess, self.device,
             self.head_spec, self.config.strategy,
         )
+        # a run ended by a click mid-way never reached the end of train(): its last epoch knows the time so far
+        seconds = max(self.seconds, self.history[-1].seconds if self.history else 0.0)
         return TrainResult(
-            backbone, self.config, tuple(self.history), self._val_eval, self.seconds, stopped,
+            backbone, self.config, tuple(self.history), self._val_eval, seconds, stopped,
             self.trainable_params, self.frozen_params, dict(self.class_map),
         )
 

@@ -98,14 +98,18 @@ def url_state(
 
 
 def kept_value(key: str, default: Any, options: Container | None = None) -> Any:
-    """The value a keyed widget holds in the session (else `default`), to draw it with as its index or value.
+    """Prepare the keyed widget `key` (drawn right after, with no index/value argument): its value from the session,
+    else `default`, written back so that the browser shows it. Returns the value.
 
-    A widget drawn again after a run that did not draw it (the page stopped earlier: no photo yet, a zip being
-    uploaded; or its label changed with the language) is shown by the browser from its index/value argument, not
-    from the session: without this the box shows one choice while the server uses another.
+    The browser does not always show the session's value by itself: a widget drawn again after a run that did not
+    draw it (no photo yet, a zip being uploaded) starts from its default, and a radio whose labels changed with the
+    language shows no choice at all. A value written into the session in this run is sent to the browser either way.
     """
     value = st.session_state.get(key, default)
-    return value if options is None or value in options else default
+    if options is not None and value not in options:
+        value = default
+    st.session_state[key] = value
+    return value
 
 
 def forget_url(param: str) -> None:

@@ -9,7 +9,7 @@ from explain.errors import LensError
 from explain.images import SAMPLES, decode_image, sample_image
 from explain.models import Backbone
 from explain.ui.backbones import current_backbone
-from explain.ui.classroom import forget_url, url_state
+from explain.ui.classroom import forget_url, kept_value, url_state
 from explain.ui.errors import show_error
 from explain.ui.i18n import t
 from explain.ui.limits import image_limits, limits_caption
@@ -33,6 +33,7 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
     """
     sources = ["sample", "upload"] + (["camera"] if allow_camera else [])
     names = {"sample": t("Sample photo"), "upload": t("Upload"), "camera": t("Camera")}
+    kept_value(f"{key}_source", "sample", sources)
     source = st.radio(t("Image source"), sources, format_func=names.get, horizontal=True, key=f"{key}_source")
     if key == "image" and source != "sample":
         forget_url("sample")

@@ -25,6 +25,7 @@ from explain.transfer import (
     epoch_history,
 )
 from explain.ui.backbones import add_weights_backbone, custom_backbones
+from explain.ui.classroom import kept_value
 from explain.ui.errors import run_safely, show_error
 from explain.ui.i18n import t
 from explain.ui.jobs import JobView
@@ -158,6 +159,7 @@ def _decoded_once(source: str, signature: str, build):
 def dataset_builder() -> ImageSet | None:
     """Build a dataset from a demo set, a zip with one folder per class, or per-class uploads and camera shots."""
     sources = {"demo": t("Demo set"), "zip": t("Zip file (one folder per class)"), "classes": t("Upload per class / camera")}
+    kept_value("tl_source", "demo", sources)
     source = st.radio(t("Where do the photos come from?"), list(sources), format_func=sources.get, horizontal=True, key="tl_source")
     try:
         if source == "demo":

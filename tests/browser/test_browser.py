@@ -19,9 +19,12 @@ from ..live_app import (
     CHROMIUM_ARGS,
     choose,
     chromium_path,
+    main_button,
     make_ideal_image,
+    press_slider,
     run_attack,
     running_app,
+    set_number,
     settle,
     train_demo_model,
 )
@@ -122,11 +125,16 @@ def ideal_action(tab) -> None:
 def attack_action(tab) -> None:
     done = run_attack(tab)
     assert done["correct"], done["result"]  # the default attack on Chelsea fools the network, judged on the PNG
+    # the verdict is drawn before the pictures and numbers under it: wait for them, or the screenshot misses them
+    tab.get_by_text("Adversarial image (what you download)").wait_for()
+    tab.locator('[data-testid="stMetric"]').filter(has_text="SSIM").wait_for()
+    settle(tab)
 
 
 def transfer_action(tab) -> None:
     done = train_demo_model(tab)
     assert done["val_acc"] > 0.6, done["result"]  # well above chance on the built-in demo set
+    settle(tab)
 
 
 ACTIONS: dict[str, Callable] = {
@@ -173,3 +181,105 @@ def test_shared_link_restores_the_view_in_korean(server, page):
     assert "분류" in nav and "특성 맵" in nav
     for param in ("lang=ko", "sample=coffee", "layer=blocks.2.0", "channel=5"):
         assert param in page.url
+
+
+# ---------------------------------------------------------------- Stop in a real browser
+# A click while a job runs reruns the page and ends the running script mid-job; the next run salvages what the
+# job kept (explain/ui/jobs.run_job). AppTest cannot click in the middle of a run, so only these tests see it.
+
+
+def alert(tab, kind: str, text):
+    """The `kind` alerts (Success, Info, Warning, Error) whose text matches `text` (a string or a pattern)."""
+    return tab.locator(f'[data-testid="stAlertContent{kind}"]').filter(has_text=text)
+
+
+def test_stop_keeps_the_ideal_image_so_far(server, page):
+    page.goto(f"{server}/Ideal_images")
+    main_button(page, "Make the image").wait_for()
+    settle(page)
+    page.get_by_text("Advanced settings", exact=True).click()
+    set_number(page, "Steps", 300)
+    assert press_slider(page, "Preview every N steps", "Home", "ArrowRight") == "2"
+    main_button(page, "Make the image").click()
+    live_preview = page.locator('[data-testid="stImage"]').filter(has_text=re.compile(r" · step \d+ · "))
+    live_preview.first.wait_for()
+    main_button(page, "Stop").click()
+
+    stopped = alert(page, "Warning", re.compile(r"^Stopped at step \d+ of 300: this is the image so far"))
+    stopped.first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    k = int(re.search(r"step (\d+) of 300", stopped.first.inner_text()).group(1))
+    assert 1 <= k < 300
+    assert page.get_by_role("heading", name="This session's images").count() == 1
+    gallery = page.locator('[data-testid="stImage"]').filter(has_text=f"stopped at step {k} of 300")
+    assert gallery.count() == 2  # the result and its card in the gallery
+    assert main_button(page, "Download PNG").count() == 1
+
+    # the Stop must not reach the next job: a short run finishes as a whole
+    set_number(page, "Steps", 6)
+    main_button(page, "Make the image").click()
+    page.locator('[data-testid="stImage"]').filter(has_text=re.compile(r" · 6 steps in [\d.]+ s")).first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    assert alert(page, "Warning", "Stopped at step").count() == 0
+    assert main_button(page, "Download PNG").count() == 2
+
+
+def test_stop_ends_an_attack_and_the_next_one_runs(server, page):
+    page.goto(f"{server}/Adversarial")
+    main_button(page, "Attack").wait_for()
+    settle(page)
+    # ε = 1 grey level and "keep going to 99%": the goal is out of reach, so the attack runs all its steps
+    set_number(page, "Steps", 1000)
+    assert press_slider(page, re.compile(r"^ε"), "Home") == "1"
+    page.get_by_text("More settings", exact=True).click()
+    assert press_slider(page, re.compile(r"^Keep going until"), "End") == "0.99"
+    main_button(page, "Attack").click()
+    page.locator('[data-testid="stProgress"]').filter(has_text=re.compile(r"step \d+/\d+")).first.wait_for()
+    main_button(page, "Stop").click()
+
+    interrupted = alert(page, "Info", "The attack was stopped before it finished")
+    finished = page.get_by_text("Adversarial image (what you download)")  # the attack ended before the click landed
+    interrupted.or_(finished).first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    if interrupted.count():
+        assert alert(page, "Info", "Choose a goal and press Attack").count() == 1  # no result was kept
+
+    # the defaults again (ε 2, no confidence, 10 steps): this attack runs to its end and fools the network
+    set_number(page, "Steps", 10)
+    assert press_slider(page, re.compile(r"^ε"), "Home", "ArrowRight") == "2"
+    assert press_slider(page, re.compile(r"^Keep going until"), "Home") == "0.00"
+    main_button(page, "Attack").click()
+    alert(page, "Success", re.compile(r"^Fooled\.")).first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    assert alert(page, "Info", "The attack was stopped").count() == 0
+    assert alert(page, "Warning", "Stopped at step").count() == 0
+
+
+def test_stop_keeps_the_model_trained_so_far(server, page):
+    page.goto(f"{server}/Transfer_learning")
+    main_button(page, "Train").wait_for()
+    settle(page)
+    set_number(page, "Epochs", 60)
+    # with augmentation every epoch runs the frozen part again (seconds, not milliseconds): time to click Stop
+    augmentation = page.get_by_role("switch", name="Augmentation", exact=True)
+    augmentation.locator("xpath=ancestor::label").click()
+    settle(page)
+    assert augmentation.is_checked()
+    main_button(page, "Train").click()
+    page.locator('[data-testid="stProgress"]').filter(has_text=re.compile(r"^Epoch ([2-9]|\d\d+) ")).first.wait_for()
+    main_button(page, "Stop").click()
+
+    stopped = alert(page, "Warning", re.compile(r"^Training was stopped after \d+ epoch"))
+    stopped.first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    epochs = int(re.search(r"after (\d+) epoch", stopped.first.inner_text()).group(1))
+    assert 1 <= epochs < 60
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Validation accuracy")
+    value = metric.first.locator('[data-testid="stMetricValue"]').inner_text()
+    assert 0 <= float(value.strip().rstrip("%")) <= 100
+    assert page.get_by_role("heading", name="6. My model").count() == 1  # the stopped model is usable

@@ -42,7 +42,7 @@ def test_attack_reports_every_step_of_every_batch(lite0, chelsea):
     run = attack_images(lite0, images, AttackSettings(steps=3), target=207, batch_size=2, callback=seen.append)
     assert not run.stopped and len(run) == 3
     steps = [p.step for p in seen]
-    assert steps == sorted(set(steps)) and all(p.total == 2 * (3 + 1) for p in seen)
+    assert steps == sorted(set(steps)) and steps[0] == 0 and all(p.total == 2 * 3 for p in seen)  # step 0: the photo as it is
     assert {p.phase for p in seen} == {"batch 1/2", "batch 2/2"}
     assert len(seen[-1].history["goal_prob"]) == len(seen) and all(0 <= v <= 1 for v in seen[-1].history["goal_prob"])
 
@@ -51,6 +51,23 @@ def test_a_stopped_attack_still_judges_every_photo(lite0, chelsea):
     run = attack_images(lite0, [chelsea, chelsea], AttackSettings(steps=5), target=207, should_stop=lambda: True)
     assert run.stopped and len(run) == 2
     assert all(r.after and r.steps_used == 0 and r.linf == 0 for r in run)  # stopped before the first step: unchanged
+
+
+def test_a_training_run_ended_mid_way_keeps_its_time(lite0):
+    from explain.transfer import Trainer
+
+    class Click(BaseException):  # what a click's rerun raises inside a running page
+        pass
+
+    def click_after_two_epochs(progress: Progress) -> None:
+        if progress.phase == "epoch" and progress.metrics["epoch"] == 2:
+            raise Click
+
+    trainer = Trainer(lite0, split_dataset(demo_dataset("textures", per_class=8, size=96)), TrainConfig("extract", epochs=20, batch_size=8))
+    with pytest.raises(Click):
+        trainer.train(click_after_two_epochs)
+    result = trainer.result()
+    assert result.stopped and len(result.history) == 2 and result.seconds == result.history[-1].seconds > 0
 
 
 def test_training_reports_epochs_as_history(lite0):
