@@ -7,7 +7,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -35,15 +34,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(log_path: Path, start_timeout_s: float = 90, env: dict | None = None) -> Iterator[str]:
-    """Start the app on 127.0.0.1 and yield its base URL; the server is stopped on exit."""
+    """Start the app the README way (`./run.sh`, only the port and address added) and yield its base URL.
+
+    Whatever else a user gets from run.sh and .streamlit/config.toml (the file watcher, the toolbar, the upload cap)
+    the tests and benchmarks get too. No terminal: run.sh then starts Streamlit headless. Stopped on exit.
+    """
     port = free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
-    ]
+    cmd = ["bash", str(ROOT / "run.sh"), "--server.port", str(port), "--server.address", "127.0.0.1"]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout_s

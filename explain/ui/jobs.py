@@ -100,9 +100,21 @@ def _share_the_gil() -> None:
 _share_the_gil()  # once per server process, with the gate it serves
 
 
-def _heavy_threads() -> int:
-    """CPU threads for a heavy job: all cores but one, so the server keeps a core for everyone's clicks."""
-    return max(1, (os.cpu_count() or 2) - 1)
+def _other_sessions() -> int:
+    """Browser sessions connected to this server besides the caller's (0 when it cannot tell: then it acts alone)."""
+    try:
+        from streamlit.runtime import Runtime
+
+        return max(0, Runtime.instance()._session_mgr.num_active_sessions() - 1)
+    except Exception:  # no runtime (AppTest, a bare script) or another session manager
+        return 0
+
+
+def _heavy_threads(others: int) -> int:
+    """CPU threads for a heavy job: every core when its user is alone on the server (a laptop at home: keeping a core
+    free for nobody halved the speed of a 2-core machine), all but one when others may click meanwhile."""
+    cores = os.cpu_count() or 2
+    return cores if others == 0 else max(1, cores - 1)
 
 
 HEAVY_NICE = 10  # how much lower a heavy job's thread runs than everyone's clicks (Linux thread niceness)
@@ -142,7 +154,7 @@ def heavy_job(label: str) -> Iterator[None]:
     with GATE.slot(waiting), lower_priority():
         notice.empty()
         if not torch.cuda.is_available():
-            torch.set_num_threads(_heavy_threads())
+            torch.set_num_threads(_heavy_threads(_other_sessions()))
         yield
 
 

@@ -9,32 +9,27 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ..conftest import ROOT
 from ..live_app import (
-    CHROMIUM_ARGS,
     choose,
-    chromium_path,
     main_button,
     make_ideal_image,
     press_slider,
     run_attack,
-    running_app,
     set_number,
     settle,
     train_demo_model,
 )
+from .conftest import assert_no_exception
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 
 SHOTS = ROOT / "assets" / "screenshots"
-START_TIMEOUT_S = 90
-RUN_TIMEOUT_MS = 120_000  # first model load + recording of every layer on a busy 2-core machine
 
 
 def lesson_pages() -> list[str]:
@@ -45,41 +40,6 @@ def lesson_pages() -> list[str]:
             paths = [ast.literal_eval(row.elts[0]) for row in node.value.elts]
             return [re.sub(r"^\d+_", "", Path(p).stem) for p in paths]
     raise AssertionError("app.py has no LESSONS list")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port; yields its base URL."""
-    if chromium_path() is None:
-        pytest.skip("Chromium not found (/usr/bin/chromium): run scripts/setup_chromium.sh or apt-get install chromium")
-    with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", START_TIMEOUT_S) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        pytest.skip("Chromium not found (/usr/bin/chromium): run scripts/setup_chromium.sh or apt-get install chromium")
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh browser context per test: a new Streamlit session, as a student opening a link."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1600}, device_scale_factor=1)
-    tab = context.new_page()
-    tab.set_default_timeout(RUN_TIMEOUT_MS)
-    yield tab
-    context.close()
-
-
-def assert_no_exception(tab) -> None:
-    errors = tab.locator('[data-testid="stException"]')
-    assert errors.count() == 0, errors.first.inner_text()
 
 
 def shoot(tab, name: str) -> Path:

@@ -96,3 +96,14 @@ def test_lower_priority_lowers_only_this_thread_and_gives_it_back():
     assert seen["other"] == before  # a new thread (another session's click) keeps the normal priority
     after = os.getpriority(os.PRIO_PROCESS, tid)
     assert after == before or (after == seen["inside"] and os.geteuid() != 0)  # unprivileged: cannot go back up
+
+
+def test_a_heavy_job_alone_on_the_server_gets_every_core():
+    import os
+
+    from explain.ui.jobs import _heavy_threads, _other_sessions
+
+    cores = os.cpu_count() or 2
+    assert _heavy_threads(0) == cores  # nobody else to keep a core for
+    assert _heavy_threads(3) == max(1, cores - 1)  # a classroom: one core stays for everyone's clicks
+    assert _other_sessions() == 0  # no Streamlit server in this process: the job counts as alone

@@ -1,0 +1,137 @@
+"""Journeys a teacher or a student takes, in Chromium against the app started as the README starts it: switch the image
+source, the language, the dataset; what the page shows must be what it computed (issue 15)."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import pytest
+
+from ..conftest import ROOT
+from ..live_app import running_app, settle
+from .conftest import assert_no_exception
+
+pytestmark = pytest.mark.browser
+
+
+def _png(name: str) -> bytes:
+    from explain.images import encode_png, sample_image
+
+    return encode_png(sample_image(name))
+
+
+def _main(tab):
+    return tab.get_by_test_id("stMainBlockContainer")
+
+
+def _upload(tab, hint: str, name: str, data: bytes, mime: str) -> None:
+    """Give a file to the page's uploader whose caption mentions `hint` (e.g. "ZIP", "JPG")."""
+    uploader = tab.locator('[data-testid="stFileUploader"]').filter(has_text=hint).first
+    uploader.locator('input[type="file"]').set_input_files({"name": name, "mimeType": mime, "buffer": data})
+    settle(tab)
+
+
+def _selected(tab, label: str) -> str:
+    return tab.get_by_role("combobox", name=label, exact=True).input_value()
+
+
+def _checked(tab, label: str) -> list[str]:
+    radio = tab.locator('[data-testid="stRadio"]').filter(has=tab.locator('[data-testid="stWidgetLabel"]', has_text=label))
+    boxes = radio.first.locator("input:checked")
+    return [boxes.nth(i).evaluate("e => e.closest('label').innerText") for i in range(boxes.count())]
+
+
+def test_the_readme_start_has_no_developer_toolbar_and_no_file_watcher(server, page):
+    """run.sh + config.toml: nothing to deploy in a classroom, and no watcher over the project folder (it holds .venv)."""
+    import tomllib
+
+    page.goto(server)
+    page.get_by_role("heading", name="CNN Lens").wait_for()
+    settle(page)
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["fileWatcherType"] == "none" and config["client"]["toolbarMode"] == "viewer"
+    assert "run.sh" in running_app.__doc__  # what the tests and bench/load.py start is what a user starts
+
+
+def test_a_new_photo_on_grad_cam_starts_from_its_own_class_and_the_layer_box_tells_the_truth(server, page):
+    page.goto(f"{server}/Grad-CAM")
+    page.locator("h1").first.wait_for()
+    settle(page)
+    assert "class=" in page.url  # the chosen class of the sample is part of the link
+    _main(page).get_by_text("Upload", exact=True).click()
+    settle(page)
+    _upload(page, "JPG", "coffee.png", _png("coffee"), "image/png")
+    page.get_by_text(re.compile(r"^Grad-CAM for ")).first.wait_for()
+    settle(page)
+    main = _main(page).inner_text()
+    assert "Top classes: espresso" in main and "Grad-CAM for espresso" in main, main[:600]
+    layer = re.search(r"The map itself \(layer (\S+),", main).group(1)
+    assert _selected(page, "Layer") == layer  # the box shows the layer the map was made from
+    assert_no_exception(page)
+
+
+def test_a_zip_with_its_own_split_shows_and_trains_the_advised_strategy(server, page):
+    from explain.images import encode_png
+    from explain.transfer import demo_dataset
+
+    ds = demo_dataset("textures", per_class=12, size=96)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, (image, label) in enumerate(zip(ds.images, ds.labels)):
+            zf.writestr(f"data/{'val' if i % 4 == 0 else 'train'}/{ds.classes[label]}/{i}.png", encode_png(image))
+    page.goto(f"{server}/Transfer_learning")
+    page.locator("h1").first.wait_for()
+    settle(page)
+    _main(page).get_by_text("Zip file (one folder per class)", exact=True).click()
+    settle(page)
+    _upload(page, "ZIP", "textures.zip", buf.getvalue(), "application/zip")
+    page.get_by_text(re.compile(r"Recommended: ")).first.wait_for()
+    settle(page)
+    main = _main(page).inner_text()
+    recommended = re.search(r"Recommended: (.+?)\.", main).group(1)
+    assert _checked(page, "Strategy") == [recommended]
+    assert "Share of each class kept for validation" not in main  # the folders gave the split
+    assert_no_exception(page)
+
+
+@pytest.mark.parametrize("path", ["Feature_maps", "Transfer_learning"])
+def test_radios_keep_their_choice_when_the_language_changes(server, page, path):
+    page.goto(f"{server}/{path}?lang=en")
+    page.locator("h1").first.wait_for()
+    settle(page)
+    radios = page.locator('[data-testid="stMain"] [data-testid="stRadio"]')
+    before = [radios.nth(i).locator("input:checked").count() for i in range(radios.count())]
+    assert before and all(n == 1 for n in before)
+    page.locator('[data-testid="stSidebar"]').get_by_text("한국어").click()
+    settle(page)
+    page.wait_for_function("() => document.documentElement.innerText.includes('이미지') || document.documentElement.innerText.includes('데이터')")
+    settle(page)
+    after = [radios.nth(i).locator("input:checked").count() for i in range(radios.count())]
+    assert after == before, (before, after)
+    assert_no_exception(page)
+
+
+def test_ideal_images_moves_the_bar_at_once_and_a_stop_before_the_first_preview_keeps_the_image(server, page):
+    from ..live_app import main_button, press_slider, set_number
+
+    page.goto(f"{server}/Ideal_images")
+    main_button(page, "Make the image").wait_for()
+    settle(page)
+    page.get_by_text("Advanced settings", exact=True).click()
+    set_number(page, "Steps", 300)
+    assert press_slider(page, "Preview every N steps", "End") == "50"  # no preview before step 50
+    main_button(page, "Make the image").click()
+    bar = page.locator('[data-testid="stProgress"]')
+    bar.filter(has_text=re.compile(r"step [1-9]\d* of 300")).first.wait_for(timeout=30_000)  # the bar counts every step
+    text = bar.first.inner_text()
+    step = int(re.search(r"step (\d+) of 300", text).group(1))
+    assert page.locator('[data-testid="stImage"]').filter(has_text=re.compile(r" · step \d+ · ")).count() == 0 or step >= 50
+    main_button(page, "Stop").click()
+    stopped = page.locator('[data-testid="stAlertContentWarning"]').filter(has_text=re.compile(r"^Stopped at step \d+ of 300"))
+    stopped.first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    assert page.get_by_role("heading", name="This session's images").count() == 1  # the image so far is kept
