@@ -134,3 +134,34 @@ def test_ideal_images_moves_the_bar_at_once_and_a_stop_before_the_first_preview_
     assert_no_exception(page)
     assert int(re.search(r"step (\d+) of 300", stopped.first.inner_text()).group(1)) < 50  # stopped before any preview
     assert page.get_by_role("heading", name="This session's images").count() == 1  # and the image so far is kept
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/cnn_lens_browser_evil_marker",))
+
+
+def test_a_weights_file_with_code_is_refused_under_its_own_name_in_plain_words(server, page):
+    import os
+    import pickle
+
+    marker = "/tmp/cnn_lens_browser_evil_marker"
+    if os.path.exists(marker):
+        os.remove(marker)
+    page.goto(f"{server}/?lang=ko")
+    page.locator("h1").first.wait_for()
+    settle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator('[data-testid="stExpander"]').first.locator("summary").click()
+    upload = sidebar.locator('[data-testid="stFileUploader"] input[type="file"]').first
+    upload.set_input_files({"name": "선생님 모델.pth", "mimeType": "application/octet-stream", "buffer": pickle.dumps({"w": _Evil()})})
+    error = page.locator('[data-testid="stAlertContentError"]')
+    error.first.wait_for()
+    settle(page)
+    text = error.first.inner_text()
+    assert "'선생님 모델.pth'" in text and "cnnlens-" not in text  # the user's own file name, not a server temp name
+    assert "weights_only" not in text and "Re-running" not in text  # no PyTorch advice to load it unsafely
+    assert "읽을 수 없습니다" in text and "Could not" not in text  # all of it in Korean
+    assert not os.path.exists(marker)  # nothing in the file ran
