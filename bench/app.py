@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.timing import ms_summary  # noqa: E402
-from tests.live_app import CHROMIUM_ARGS, JOB_TIMEOUT_MS, chromium_path, running_app, settle  # noqa: E402
+from tests.live_app import CHROMIUM_ARGS, JOB_TIMEOUT_MS, chromium_path, layer_options, running_app, settle  # noqa: E402
 
 PAGES = ["Classify", "Feature_maps", "Grad-CAM", "Ideal_images", "Adversarial", "Transfer_learning"]
 
@@ -67,10 +67,7 @@ def layer_switches(tab, base: str, count: int) -> list[float]:
     tab.goto(f"{base}/Feature_maps")
     tab.get_by_text(re.compile(r"channels \(row by row")).first.wait_for(timeout=180_000)
     settle(tab)
-    tab.get_by_role("combobox", name="Layer", exact=True).click()
-    options = [o.inner_text() for o in tab.get_by_role("option").all()]
-    tab.keyboard.press("Escape")
-    names = [re.match(r"\d+\. (\S+)", o).group(1) for o in options]
+    options, names = layer_options(tab)
     times = []
     for i in range(count):
         k = (i * 3 + 1) % len(options)
@@ -85,22 +82,24 @@ def layer_switches(tab, base: str, count: int) -> list[float]:
     return times
 
 
-def ideal_in_app(tab, base: str) -> float:
-    tab.goto(f"{base}/Ideal_images")
-    tab.get_by_role("button", name="Make the image").wait_for(timeout=180_000)
+def press_on(tab, url: str, button: str) -> float:
+    """Open a page, wait until it has finished running, press a button; the moment of the click."""
+    tab.goto(url)
+    tab.get_by_role("button", name=button).wait_for(timeout=180_000)
     settle(tab)
     began = time.perf_counter()
-    tab.get_by_role("button", name="Make the image").click()
+    tab.get_by_role("button", name=button).click()
+    return began
+
+
+def ideal_in_app(tab, base: str) -> float:
+    began = press_on(tab, f"{base}/Ideal_images", "Make the image")
     tab.get_by_role("heading", name=re.compile(r"^Result: ")).first.wait_for(timeout=JOB_TIMEOUT_MS)
     return time.perf_counter() - began
 
 
 def attack_in_app(tab, base: str) -> dict:
-    tab.goto(f"{base}/Adversarial")
-    tab.get_by_role("button", name="Attack").wait_for(timeout=180_000)
-    settle(tab)
-    began = time.perf_counter()
-    tab.get_by_role("button", name="Attack").click()
+    began = press_on(tab, f"{base}/Adversarial", "Attack")
     tab.locator('[data-testid="stMetric"]').filter(has_text="Time").first.wait_for(timeout=JOB_TIMEOUT_MS)
     wall = time.perf_counter() - began
     shown = tab.locator('[data-testid="stMetric"]').filter(has_text="Time").first.locator('[data-testid="stMetricValue"]').inner_text()

@@ -34,6 +34,7 @@ from tests.live_app import (  # noqa: E402
     CHROMIUM_ARGS,
     JOB_TIMEOUT_MS,
     chromium_path,
+    layer_options,
     make_ideal_image,
     run_attack,
     running_app,
@@ -97,10 +98,7 @@ def light_session(browser_path: str, base: str, out: dict, heavy_threads: list[t
         tab.goto(f"{base}/Feature_maps")
         tab.get_by_text(re.compile(r"channels \(row by row")).first.wait_for(timeout=180_000)
         settle(tab)
-        tab.get_by_role("combobox", name="Layer", exact=True).click()
-        options = [o.inner_text() for o in tab.get_by_role("option").all()]
-        tab.keyboard.press("Escape")
-        names = [re.match(r"\d+\. (\S+)", o).group(1) for o in options]
+        options, names = layer_options(tab)
         for i in range(max_switches):
             k = (i * 3 + 1) % len(options)
             heavy_running = any(th.is_alive() for th in heavy_threads)

@@ -110,6 +110,14 @@ def press_slider(tab, label, *keys: str) -> str:
     return slider.get_attribute("aria-valuetext")
 
 
+def layer_options(tab) -> tuple[list[str], list[str]]:
+    """Feature maps page: the Layer box's options as shown ("4. blocks.1.0 · …") and the layer names in them."""
+    tab.get_by_role("combobox", name="Layer", exact=True).click()
+    options = [o.inner_text() for o in tab.get_by_role("option").all()]
+    tab.keyboard.press("Escape")
+    return options, [re.match(r"\d+\. (\S+)", o).group(1) for o in options]
+
+
 def main_button(tab, name: str):
     """A button of the page itself (Streamlit's header has a Stop of its own)."""
     return tab.locator('[data-testid="stMain"]').get_by_role("button", name=name, exact=True)
