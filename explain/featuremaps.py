@@ -69,6 +69,35 @@ class ChannelGrid:
     channels: list[int]  # channel index of each tile, row-major
     columns: int
     tile: int  # tile side in pixels (the map is upscaled with nearest neighbour)
+    tile_width: int = 0  # tile width in pixels (maps that are not square); 0: the same as tile
+    gap: int = 2
+    label_height: int = 0  # height of the strip above each tile that shows its channel number; 0: not numbered
+
+    @property
+    def numbered(self) -> bool:
+        return self.label_height > 0
+
+    def tile_box(self, k: int) -> tuple[int, int, int, int]:
+        """(top, left, height, width) in pixels of the k-th tile's map (below its number)."""
+        return _tile_box(k, self.columns, self.tile, self.tile_width or self.tile, self.gap, self.label_height)
+
+
+def _tile_box(k: int, columns: int, th: int, tw: int, gap: int, label_h: int) -> tuple[int, int, int, int]:
+    r, col = divmod(k, columns)
+    return r * (label_h + th + gap) + label_h, col * (tw + gap), th, tw
+
+
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+LABEL_SCALES = ((80, 0.5), (40, 0.4), (24, 0.35))  # (smallest tile side, font scale): below 24 px a number is unreadable
+
+
+def _label_font(tile: int, tile_width: int, widest: str) -> tuple[float, int]:
+    """(font scale, strip height) for channel numbers above tiles of this size; (0, 0) when none fits."""
+    for smallest, scale in LABEL_SCALES:
+        (w, h), _ = cv2.getTextSize(widest, LABEL_FONT, scale, 1)
+        if tile >= smallest and w <= tile_width - 2:
+            return scale, h + 5
+    return 0.0, 0
 
 
 def channel_grid(
@@ -79,11 +108,13 @@ def channel_grid(
     tile: int | None = None,
     gap: int = 2,
     max_side: int = 1600,
+    numbered: bool = True,
 ) -> ChannelGrid:
-    """Compose the channels of one layer's map (C, H, W) into one image.
+    """Compose the channels of one layer's map (C, H, W) into one image, each tile under its channel number.
 
     normalise: "channel" scales each channel to its own min..max (shows every pattern);
     "layer" uses one scale for the whole layer (shows which channels are strong).
+    numbered: write each tile's channel number in a white strip above it (tiles under 24 px get none).
     """
     if fmap.ndim != 3:
         raise LensError(f"A feature map must be (channels, height, width), got shape {tuple(fmap.shape)}.")
@@ -110,16 +141,32 @@ def channel_grid(
         tile = max(8, min(96, (max_side - gap * cols) // cols))
     tile = max(1, min(tile, (max_side - gap * cols) // cols))
     th, tw = tile, max(1, round(tile * w / h))
-    grid = np.zeros((rows * (th + gap) - gap, cols * (tw + gap) - gap), dtype=np.float32)
-    filled = np.zeros(grid.shape, dtype=bool)
+    scale, label_h = _label_font(th, tw, str(max(channels))) if numbered else (0.0, 0)
+    canvas = np.zeros((rows * (label_h + th + gap) - gap, cols * (tw + gap) - gap), dtype=np.float32)
+    filled = np.zeros(canvas.shape, dtype=bool)
     for k in range(n):
-        r, col = divmod(k, cols)
-        y, x = r * (th + gap), col * (tw + gap)
-        grid[y : y + th, x : x + tw] = cv2.resize(scaled[k], (tw, th), interpolation=cv2.INTER_NEAREST)
+        y, x, _, _ = _tile_box(k, cols, th, tw, gap, label_h)
+        canvas[y : y + th, x : x + tw] = cv2.resize(scaled[k], (tw, th), interpolation=cv2.INTER_NEAREST)
         filled[y : y + th, x : x + tw] = True
-    image = colorize(grid, cmap)
-    image[~filled] = 255  # white gaps between tiles
-    return ChannelGrid(image, channels, cols, tile)
+    image = colorize(canvas, cmap)
+    image[~filled] = 255  # white gaps between tiles, white strips for the numbers
+    for k in range(n if label_h else 0):
+        y, x, _, _ = _tile_box(k, cols, th, tw, gap, label_h)
+        cv2.putText(image, str(channels[k]), (x + 1, y - 4), LABEL_FONT, scale, (40, 40, 40), 1, cv2.LINE_AA)
+    return ChannelGrid(image, channels, cols, th, tw, gap, label_h)
+
+
+def is_vector(fmap_or_shape) -> bool:
+    """True when a layer's output (C, H, W) has one position: each channel is one number, not a map (global pooling)."""
+    shape = tuple(fmap_or_shape.shape if hasattr(fmap_or_shape, "shape") else fmap_or_shape)
+    return len(shape) == 3 and shape[1] == shape[2] == 1
+
+
+def channel_values(fmap: torch.Tensor, k: int | None = None) -> tuple[list[int], list[float]]:
+    """The k channels with the highest value of a one-position layer (see is_vector), strongest first: (channels, values)."""
+    values = _as_numpy(fmap).reshape(fmap.shape[0], -1).mean(1)
+    order = top_channels(fmap, values.size if k is None else k)
+    return order, [float(values[i]) for i in order]
 
 
 @dataclass(frozen=True)
@@ -152,7 +199,7 @@ def top_channels(fmap: torch.Tensor, k: int = 8) -> list[int]:
     return [int(i) for i in np.argsort(-means, kind="stable")[:k]]
 
 
-def channel_image(fmap: torch.Tensor, channel: int, size: tuple[int, int], cmap: str = "viridis") -> np.ndarray:
+def channel_image(fmap: torch.Tensor, channel: int, size: tuple[int, int], cmap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """One channel scaled to its own range, upscaled smoothly to size=(width, height), coloured."""
     c = fmap.shape[0]
     if not 0 <= channel < c:
@@ -163,8 +210,8 @@ def channel_image(fmap: torch.Tensor, channel: int, size: tuple[int, int], cmap:
 
 
 def overlay_channel(
-    image: np.ndarray, fmap: torch.Tensor, channel: int, alpha: float = 0.5, cmap: str = "jet"
+    image: np.ndarray, fmap: torch.Tensor, channel: int, alpha: float = 0.5, cmap: str = DEFAULT_COLORMAP
 ) -> np.ndarray:
-    """One channel laid over the photo it came from (image: RGB uint8 network input)."""
+    """One channel laid over the photo it came from (image: RGB uint8 network input), in the colours of channel_image."""
     heat = channel_image(fmap, channel, (image.shape[1], image.shape[0]), cmap)
     return cv2.addWeighted(image, 1.0 - alpha, heat, alpha, 0.0)

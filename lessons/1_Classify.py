@@ -11,7 +11,7 @@ from explain.ui.classroom import lesson_panel, presenter_mode
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.pickers import backbone_and_photo
-from explain.ui.plots import topk_bar
+from explain.ui.plots import topk_bar, true_scale_widths
 
 st.title(t("Classify"))
 st.caption(t("What does the network think this photo shows?"))
@@ -29,14 +29,17 @@ if prepared is None:
     st.stop()
 
 st.subheader(t("Preprocessing, step by step"))
-c1, c2, c3 = st.columns(3)
 h, w = image.shape[:2]
-c1.image(image, caption=t("1. Original {w}×{h}", w=w, h=h), width="stretch")
 rh, rw = prepared.resized.shape[:2]
+widths = true_scale_widths([w, rw, prepared.cropped.shape[1]])  # the three pictures at their true relative sizes
+c1, c2, c3 = st.columns(widths)
+shrunk = t(" (drawn smaller)") if widths[0] < w else ""
+c1.image(image, caption=t("1. Original {w}×{h}", w=w, h=h) + shrunk, width="stretch")
 c2.image(prepared.resized, caption=t("2. Shorter side to {s} px ({m}): {w}×{h}", s=pp.resize_size, m=interpolation, w=rw, h=rh), width="stretch")
 c3.image(prepared.cropped, caption=t("3. Centre crop {s}×{s}", s=pp.input_size), width="stretch")
 st.markdown(t("4. Normalised tensor: (pixel/255 − mean) / std, mean = {mean}, std = {std}", mean=pp.mean, std=pp.std))
-st.dataframe(pd.DataFrame(tensor_stats(prepared.tensor, pp)).round(3), hide_index=True)
+headers = {"channel": t("channel"), "mean": t("mean"), "std": t("std"), "min": t("min"), "max": t("max")}
+st.dataframe(pd.DataFrame(tensor_stats(prepared.tensor, pp)).round(3).rename(columns=headers), hide_index=True)
 
 probs = predict_probs(backbone, prepared.tensor)[0]
 scores = top_classes(backbone, probs, 5)

@@ -92,3 +92,48 @@ def test_overlay_keeps_image_size(recording, lite0, chelsea):
     img = prepare(chelsea, lite0.preprocess).cropped
     out = overlay_channel(img, recording.maps["blocks.3.0"], 3, alpha=0.4)
     assert out.shape == img.shape and not np.array_equal(out, img)
+
+
+def test_grid_tiles_are_numbered_by_channel_not_by_content():
+    """Channels 3 and 12 hold the same map: only the number drawn above each tile tells them apart."""
+    from explain.featuremaps import channel_grid
+
+    fmap = torch.rand(16, 7, 7)
+    fmap[12] = fmap[3]
+    grid = channel_grid(fmap, [3, 12, 3], tile=48)
+    assert grid.numbered and grid.columns == 2
+    boxes = [grid.tile_box(k) for k in range(3)]
+    strip = boxes[0][0]
+    assert boxes[0][2:] == boxes[1][2:] == (48, 48) and strip > 0  # the number sits above the map, covering none of it
+    tiles = [grid.image[top : top + 48, left : left + 48] for top, left, _, _ in boxes]
+    labels = [grid.image[top - strip : top, left : left + 48] for top, left, _, _ in boxes]
+    assert np.array_equal(tiles[0], tiles[1])  # same map ...
+    assert not np.array_equal(labels[0], labels[1])  # ... different channel number
+    assert np.array_equal(labels[0], labels[2])  # same channel, same number
+    assert (labels[0] < 128).any() and (labels[0] == 255).mean() > 0.5  # dark digits on the white strip
+
+
+def test_tiny_tiles_are_not_numbered_and_keep_their_size():
+    from explain.featuremaps import channel_grid
+
+    grid = channel_grid(torch.rand(9, 5, 5), tile=10, gap=2)
+    assert not grid.numbered and grid.image.shape[:2] == (34, 34) and grid.tile_box(4) == (12, 12, 10, 10)
+    assert channel_grid(torch.rand(9, 5, 5), tile=48, numbered=False).image.shape[:2] == (3 * 50 - 2, 3 * 50 - 2)
+
+
+def test_one_colour_map_for_the_channel_and_its_overlay(recording, lite0, chelsea):
+    """At full strength the overlay is the enlarged channel itself, in the same colours by default and when chosen."""
+    from explain.featuremaps import channel_image
+
+    img = prepare(chelsea, lite0.preprocess).cropped
+    fmap = recording.maps["blocks.3.0"]
+    size = (img.shape[1], img.shape[0])
+    assert np.array_equal(overlay_channel(img, fmap, 3, alpha=1.0), channel_image(fmap, 3, size))
+    assert np.array_equal(overlay_channel(img, fmap, 3, 1.0, "magma"), channel_image(fmap, 3, size, "magma"))
+
+
+def test_a_layer_of_one_by_one_maps_is_a_vector_of_channel_values(recording):
+    from explain.featuremaps import is_vector
+
+    assert is_vector(recording.maps["global_pool.pool"]) and is_vector((1280, 1, 1))
+    assert not is_vector(recording.maps["bn2"]) and not any(is_vector(li.shape) for li in recording.layers[:-1])

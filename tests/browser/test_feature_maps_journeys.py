@@ -1,0 +1,149 @@
+"""Feature maps and Classify as a student reads them, in Chromium against the app started the README way (issue 15,
+items 5 and 9): what each picture shows must be checkable against the library, in English and in Korean."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+import cv2
+import numpy as np
+import pytest
+
+from ..live_app import choose, press_slider, settle
+from .conftest import assert_no_exception
+
+pytestmark = pytest.mark.browser
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@pytest.fixture(scope="module")
+def chelsea_maps(lite0, chelsea):
+    """Every layer's maps of the default sample, recorded here as the page records them."""
+    from explain.featuremaps import record_image
+    from explain.images import prepare
+
+    return record_image(lite0, prepare(chelsea, lite0.preprocess).tensor).maps
+
+
+def _open(tab, url: str) -> None:
+    tab.goto(url)
+    tab.locator("h1").first.wait_for()
+    settle(tab)
+
+
+def _main(tab):
+    return tab.get_by_test_id("stMainBlockContainer")
+
+
+def _image(tab, caption: str):
+    """The st.image whose caption starts with `caption`."""
+    return _main(tab).locator('[data-testid="stImage"]').filter(
+        has=tab.locator('[data-testid="stImageCaption"]', has_text=re.compile("^" + re.escape(caption)))
+    )
+
+
+def _pixels(tab, caption: str) -> np.ndarray:
+    """The picture the browser was sent for the image captioned `caption`, as RGB."""
+    src = _image(tab, caption).first.locator("img").get_attribute("src")
+    body = tab.request.get(urljoin(tab.url, src)).body()
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _charts(tab) -> list[dict]:
+    """Every Plotly chart of the page: its bars (x, y) and the y-axis title and annotations as drawn in the SVG."""
+    return _main(tab).locator(".js-plotly-plot").evaluate_all(
+        """plots => plots.map(p => ({
+            title: (p.querySelector(".gtitle") || {}).textContent || "",
+            x: Array.from(p._fullData[0].x || []).map(String),
+            y: Array.from(p._fullData[0].y || []).map(Number),
+            ytitles: Array.from(p.querySelectorAll(".g-ytitle text, .g-y2title text")).map(e => e.textContent),
+            annotations: Array.from(p.querySelectorAll(".annotation-text")).map(e => e.textContent),
+        }))"""
+    )
+
+
+def _chart(tab, title: str) -> dict:
+    found = [c for c in _charts(tab) if c["title"] == title]
+    assert found, f"no chart titled {title!r}: {[c['title'] for c in _charts(tab)]}"
+    return found[0]
+
+
+def _assert_bars_are_the_pooled_values(chart: dict, pooled: np.ndarray) -> None:
+    """Strongest first, channel numbers on the axis, the values the network computed."""
+    shown = [int(x) for x in chart["x"]]
+    assert len(shown) >= 10
+    assert shown == [int(i) for i in np.argsort(-pooled, kind="stable")[: len(shown)]]
+    np.testing.assert_allclose(chart["y"], pooled[shown], rtol=1e-3, atol=1e-3)
+
+
+def test_a_layer_of_one_by_one_maps_shows_its_channel_values_as_bars_not_flat_squares(server, page, chelsea_maps):
+    pooled = chelsea_maps["global_pool.pool"].flatten().numpy()
+    _open(page, f"{server}/Feature_maps?layer=global_pool.pool")
+    assert page.get_by_role("combobox", name="Layer", exact=True).input_value().startswith("21. global_pool.pool · ")
+    main = _main(page).inner_text()
+    assert "One channel, enlarged" not in main and "over the photo" not in main  # no flat square, no darkened photo
+    assert _image(page, "global_pool.pool:").count() == 0  # no grid of 1×1 squares
+    _assert_bars_are_the_pooled_values(_chart(page, "global_pool.pool: one number per channel, strongest first"), pooled)
+
+    choose(page, "Layer", "19. conv_head")  # back to a layer with maps: the grid and the enlarged channel return
+    settle(page)
+    assert _image(page, "conv_head: 64 of 1280 channels").count() == 1
+    assert page.get_by_role("heading", name="One channel, enlarged").count() == 1
+    choose(page, "Layer", "21. global_pool.pool")
+    settle(page)
+    assert page.get_by_role("heading", name="One channel, enlarged").count() == 0
+    _assert_bars_are_the_pooled_values(_chart(page, "global_pool.pool: one number per channel, strongest first"), pooled)
+    assert_no_exception(page)
+
+
+def test_grid_tiles_carry_their_channel_numbers_and_the_overlay_uses_the_chosen_colour_map(server, page, chelsea_maps):
+    from explain.featuremaps import channel_grid, channel_image, top_channels
+
+    fmap = chelsea_maps["blocks.4.0"]
+    _open(page, f"{server}/Feature_maps?layer=blocks.4.0")
+    shown = _pixels(page, "blocks.4.0: 64 of 112 channels")
+    numbered = channel_grid(fmap, top_channels(fmap, 64))  # what the library draws: a number above every tile
+    assert numbered.numbered and shown.shape == numbered.image.shape
+    assert np.abs(shown.astype(int) - numbered.image).mean() < 2
+
+    choose(page, "Colour map", "magma")
+    settle(page)
+    assert press_slider(page, "Overlay strength", "End") == "1.00"  # the overlay is then the heat map alone
+    channel = int(page.get_by_role("spinbutton", name="Channel", exact=True).input_value())
+    alone = _pixels(page, f"channel {channel}")
+    over = _pixels(page, f"channel {channel} over the photo")
+    expected = channel_image(fmap, channel, alone.shape[1::-1], "magma")
+    assert np.abs(alone.astype(int) - expected).mean() < 4
+    assert np.abs(over.astype(int) - alone).mean() < 4  # one colour map for the channel and its overlay
+    assert_no_exception(page)
+
+
+def test_classify_draws_the_preprocessing_steps_at_their_true_relative_sizes(server, page):
+    _open(page, f"{server}/Classify")
+    widths = {}
+    for step in ("1. Original", "2. Shorter side", "3. Centre crop"):
+        box = _image(page, step).first.locator("img").bounding_box()
+        widths[step] = box["width"]
+    # Chelsea: 451×300 → 385×256 → 224×224
+    assert widths["2. Shorter side"] / widths["1. Original"] == pytest.approx(385 / 451, rel=0.04)
+    assert widths["3. Centre crop"] / widths["2. Shorter side"] == pytest.approx(224 / 385, rel=0.04)
+    assert_no_exception(page)
+
+
+def test_korean_axis_titles_are_upright_and_a_pooled_layer_reads_in_korean(server, page, chelsea_maps):
+    """Rotated Hangul is unreadable (the syllables come out sideways): Korean axis titles are drawn horizontally."""
+    _open(page, f"{server}/Feature_maps?lang=ko&layer=blocks.4.0")
+    charts = _charts(page)
+    assert charts
+    for chart in charts:
+        assert not any(HANGUL.search(title) for title in chart["ytitles"]), chart
+    assert any("평균" in a for c in charts for a in c["annotations"])  # the axis title is still there, upright
+
+    _open(page, f"{server}/Feature_maps?lang=ko&layer=global_pool.pool")
+    pooled = chelsea_maps["global_pool.pool"].flatten().numpy()
+    bars = [c for c in _charts(page) if c["title"].startswith("global_pool.pool")]
+    assert bars and HANGUL.search(bars[0]["title"])
+    _assert_bars_are_the_pooled_values(bars[0], pooled)
+    assert not any(HANGUL.search(title) for title in bars[0]["ytitles"])
+    assert_no_exception(page)
