@@ -21,6 +21,7 @@ from explain.ui.backbones import backbone_by_name
 from explain.ui.i18n import t
 from explain.ui.jobs import JobView
 from explain.ui.limits import copies_limit, gallery_limit, limits_caption, steps_limit
+from explain.ui.plots import upright_yaxis_title
 
 PRESET_TITLES = {"course": "Course recipe (pixels + TV)", "clear": "Clear (FFT + robustness)"}
 GALLERY = "ideal_gallery"  # the session's images, oldest first, at most MAX_IDEAL_GALLERY
@@ -36,15 +37,16 @@ def curves(history: dict[str, list[float]], height: int = 300) -> go.Figure:
     steps = list(range(1, len(probs) + 1))
     if probs and not all(math.isnan(p) for p in probs):
         fig.add_trace(go.Scatter(x=steps, y=[p * 100 for p in probs], name=t("target probability %"), line=dict(width=3)), secondary_y=False)
-        fig.update_yaxes(title_text="%", range=[0, 100], secondary_y=False)
+        fig.update_yaxes(range=[0, 100], secondary_y=False)
+        upright_yaxis_title(fig, "%")
     else:
         fig.add_trace(go.Scatter(x=steps, y=history.get("activation", []), name=t("channel activation"), line=dict(width=3)), secondary_y=False)
-        fig.update_yaxes(title_text=t("activation"), secondary_y=False)
+        upright_yaxis_title(fig, t("activation"))
     for key in TERM_NAMES:
         if key in history:
             fig.add_trace(go.Scatter(x=steps, y=history[key], name=t(TERM_NAMES[key]), line=dict(dash="dot")), secondary_y=True)
-    fig.update_yaxes(title_text=t("loss"), secondary_y=True)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=30), xaxis_title=t("step"), legend=dict(orientation="h", y=-0.25))
+    upright_yaxis_title(fig, t("loss"), side="right")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=32, b=30), xaxis_title=t("step"), legend=dict(orientation="h", y=-0.25))
     return fig
 
 

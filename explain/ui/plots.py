@@ -24,12 +24,13 @@ def topk_bar(scores: list[ClassScore], title: str = "", color: str = "#4C78A8") 
     return fig
 
 
-def upright_yaxis_title(fig: go.Figure, text: str) -> go.Figure:
-    """Write the y-axis title horizontally above the axis: rotated Hangul reads sideways, syllable by syllable."""
+def upright_yaxis_title(fig: go.Figure, text: str, side: str = "left") -> go.Figure:
+    """Write a y-axis title horizontally above its axis (side "left" or "right"): rotated Hangul reads sideways."""
     if text:
+        right = side == "right"
         fig.add_annotation(
-            text=text, xref="paper", yref="paper", x=0, y=1, xanchor="left", yanchor="bottom", showarrow=False,
-            font=dict(size=12, color="#7a7f89"), yshift=4,
+            text=text, xref="paper", yref="paper", x=1 if right else 0, y=1, xanchor="right" if right else "left",
+            yanchor="bottom", showarrow=False, font=dict(size=12, color="#7a7f89"), yshift=4,
         )
     return fig
 

@@ -113,3 +113,12 @@ def test_query_params_open_a_channel(lite0):
     bad.switch_page(PAGE).run()
     assert not bad.exception
     assert bad.selectbox(key="ideal_layer").value in [li.name for li in probe_layers(lite0).layers]
+
+
+def test_the_curves_write_their_axis_titles_upright():
+    """Rotated Hangul reads sideways: the curves' axis titles are horizontal labels above the axes."""
+    from explain.ui.ideal import curves
+
+    fig = curves({"prob": [0.1, 0.4], "activation": [1.0, 2.0], "objective": [-1.0, -2.0], "total": [-1.0, -2.0]})
+    assert not fig.layout.yaxis.title.text and not fig.layout.yaxis2.title.text
+    assert {a.text for a in fig.layout.annotations} >= {"%", "loss"}
