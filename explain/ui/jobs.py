@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -151,10 +152,12 @@ def heavy_job(label: str) -> Iterator[None]:
     def waiting(ahead: int) -> None:
         notice.info(t("⏳ Queued: {n} heavy job(s) ahead of “{label}”. Other pages stay usable.", n=ahead, label=label))
 
-    with GATE.slot(waiting), lower_priority():
+    others = _other_sessions()
+    # alone on the server (a laptop at home), nobody's clicks need protecting: full speed, normal priority
+    with GATE.slot(waiting), (lower_priority() if others else nullcontext()):
         notice.empty()
         if not torch.cuda.is_available():
-            torch.set_num_threads(_heavy_threads(_other_sessions()))
+            torch.set_num_threads(_heavy_threads(others))
         yield
 
 
@@ -192,6 +195,10 @@ class JobOutcome(Generic[T]):
 
     result: T | None
     interrupted: bool = False
+
+
+BAR_EVERY_S = 0.2  # the progress bar's text at most five times a second
+DRAW_EVERY_S = 0.5  # a live preview and chart at most twice a second
 
 
 def _marker(key: str) -> str:
@@ -246,20 +253,29 @@ def run_job(
     preview_slot = row[0].empty() if view.preview else None
     chart_slot = row[-1].empty() if view.chart else None
 
+    drawn = {"bar": 0.0, "view": 0.0}
+
     def callback(progress: Progress) -> None:
+        # Every message is drawn by the browser, which on a laptop shares the cores with the job: the bar moves at
+        # most BAR_EVERY_S, the preview and chart every N steps but at most DRAW_EVERY_S (the last step always).
         marker["last"] = progress
-        text = view.caption(progress) if view.caption else t("{label}: step {s} of {n}", label=label, s=progress.step, n=progress.total)
-        bar.progress(progress.fraction, text=text)
-        if progress.step % max(1, view.every) and progress.step < progress.total:
-            return  # the preview and the chart every N steps, and at the last one
+        now, last = time.monotonic(), progress.step >= progress.total
+        if last or now - drawn["bar"] >= BAR_EVERY_S:
+            text = view.caption(progress) if view.caption else t("{label}: step {s} of {n}", label=label, s=progress.step, n=progress.total)
+            bar.progress(progress.fraction, text=text)
+            drawn["bar"] = now
+        if (progress.step % max(1, view.every) and not last) or (now - drawn["view"] < DRAW_EVERY_S and not last):
+            return
         if preview_slot is not None:
             shown = view.preview(progress)
             if shown is not None:
                 preview_slot.image(shown[0], caption=shown[1], width="stretch")
+                drawn["view"] = now
         if chart_slot is not None:
             figure = view.chart(progress)
             if figure is not None:
                 chart_slot.plotly_chart(figure, key=f"{key}_live_{id(marker)}_{progress.phase}_{progress.step}", width="stretch")
+                drawn["view"] = now
 
     job = Job(callback, lambda: bool(state.get(_stop_flag(key))), lambda kept: marker.__setitem__("kept", kept))
     try:
