@@ -7,10 +7,13 @@ the registry architecture whose parameter names and shapes fit it best.
 
 from __future__ import annotations
 
-import contextlib
+import http.client
 import importlib
 import io
 import os
+import threading
+import time
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -34,6 +37,15 @@ from explain.models.registry import (
 
 FORMAT = "cnn-lens-model"
 FORMAT_VERSION = 1
+
+# A server that has the file answers within this; a machine without internet must not keep a page waiting.
+DOWNLOAD_TIMEOUT_S = 4.0
+# A failed download is not tried again for this long: every page and session asking for the backbone gets the
+# answer at once, and a teacher who plugs in a cable gets it back without restarting the server.
+DOWNLOAD_RETRY_AFTER_S = 300.0
+_download_failures: dict[str, tuple[float, str]] = {}  # weights URL -> (time.monotonic() of the try, why it failed)
+_download_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
 
 
 def _offline_weights_path(spec: BackboneSpec) -> str:
@@ -134,32 +146,22 @@ def _backbone_from_state(name: str, state: dict | None, label: str, device: torc
     """A registry architecture with the user's state dict (status ``file``), or with its own weights when state is None."""
     spec = get_spec(name)
     device = torch.device(device) if device is not None else default_device()
+    source = "file" if state is not None else weight_status(name)
+    if source in ("cached", "download"):
+        # before the network is built: without weights nobody waits for its initialisation (VGG16: seconds)
+        state = hub_weights(spec)
+        if name in ("inception_v3", "googlenet"):
+            state = {k: v for k, v in state.items() if not k.startswith("AuxLogits") and not k.startswith("aux")}
     model = build_architecture(name)
-    if state is not None:
+    if source == "file":
         if spec.family == "efficientnet-lite" and any(k.startswith("_conv_stem") for k in state):
             state = _remap_lite_keys(state, model)
         load_state_checked(model, state, f"file '{label}'")
-        source = "file"
+    elif source == "offline":
+        state = torch.load(_offline_weights_path(spec), map_location="cpu", weights_only=True)
+        load_state_checked(model, _remap_lite_keys(state, model), f"package {spec.offline_package}")
     else:
-        source = weight_status(name)
-        if source == "offline":
-            state = torch.load(_offline_weights_path(spec), map_location="cpu", weights_only=True)
-            load_state_checked(model, _remap_lite_keys(state, model), f"package {spec.offline_package}")
-        else:
-            try:
-                with contextlib.redirect_stderr(io.StringIO()):  # torch hub prints "Downloading: …"
-                    state = torch.hub.load_state_dict_from_url(spec.weights_url, map_location="cpu", progress=False)
-            except Exception as exc:
-                raise LensError(
-                    f"Weights for '{name}' are not on this machine and could not be downloaded "
-                    f"({type(exc).__name__}). Options: pick an offline backbone "
-                    f"({', '.join(n for n in REGISTRY if weight_status(n) == 'offline') or 'efficientnet_lite0'}); "
-                    f"put {os.path.basename(spec.weights_url)} into {spec.cache_file.parent}; "
-                    "or load a weights file for this architecture."
-                ) from None
-            if name in ("inception_v3", "googlenet"):
-                state = {k: v for k, v in state.items() if not k.startswith("AuxLogits") and not k.startswith("aux")}
-            load_state_checked(model, state, f"{os.path.basename(spec.weights_url)}")
+        load_state_checked(model, state, os.path.basename(spec.weights_url))
     model = prepare_for_viewing(model).to(device)
     return Backbone(
         name=name,
@@ -170,6 +172,63 @@ def _backbone_from_state(name: str, state: dict | None, label: str, device: torc
         source=source,
         base=name,
         cam_layer=spec.cam_layer,
+    )
+
+
+def hub_weights(spec: BackboneSpec) -> dict:
+    """The state dict of a registry entry from the torch hub cache, downloaded there first when it is missing.
+
+    The network is asked once per backbone: the download gives up after DOWNLOAD_TIMEOUT_S without an answer, and
+    a failure is remembered for DOWNLOAD_RETRY_AFTER_S, so the pages and sessions that ask again are told at once.
+    Sessions asking for the same weights at the same time wait for one download.
+    """
+    cache = spec.cache_file
+    if cache is None:
+        raise LensError(f"'{spec.name}' has no weights to download: load a weights file for this architecture.")
+    with _lock_for(spec.weights_url):
+        if not cache.is_file():
+            failed = _download_failures.get(spec.weights_url)
+            if failed is not None and time.monotonic() - failed[0] < DOWNLOAD_RETRY_AFTER_S:
+                raise _not_downloadable(spec, failed[1])
+            try:
+                _download(spec.weights_url, cache)
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # no route or DNS, a timeout, TLS, HTTP, a cut transfer
+                _download_failures[spec.weights_url] = (time.monotonic(), type(exc).__name__)
+                raise _not_downloadable(spec, type(exc).__name__) from None
+            _download_failures.pop(spec.weights_url, None)
+    return _state_dict_of(load_checkpoint(cache), cache.name)
+
+
+def _lock_for(url: str) -> threading.Lock:
+    with _locks_guard:
+        return _download_locks.setdefault(url, threading.Lock())
+
+
+def _download(url: str, target: Path) -> None:
+    """Stream `url` into `target` (through a .partial file, so a cut transfer never looks like weights)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        # the timeout bounds the connection and every read: a network that does not answer fails, never hangs
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
+            expected = int(response.headers.get("Content-Length") or -1)
+            written = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                written += len(chunk)
+        if expected >= 0 and written != expected:
+            raise ValueError(f"transfer cut short: {written} of {expected} bytes")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _not_downloadable(spec: BackboneSpec, reason: str) -> LensError:
+    offline = ", ".join(n for n in REGISTRY if weight_status(n) == "offline") or DEFAULT_BACKBONE
+    return LensError(
+        f"Weights for '{spec.name}' are not on this machine and could not be downloaded ({reason}). "
+        f"Options: pick an offline backbone ({offline}); put {os.path.basename(spec.weights_url)} into {spec.cache_file.parent}; "
+        "or load a weights file for this architecture."
     )
 
 

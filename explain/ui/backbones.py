@@ -13,6 +13,8 @@ from explain.ui.limits import limits_caption, weights_limits
 from explain.ui.session import BoundedCache, session_cache
 
 STATUS_BADGE = {"offline": "🟢 offline", "cached": "🔵 cached", "file": "🟣 file", "download": "⚪ download"}
+OWN_BADGE = {"file": "🟣 file", "trained": "🟠 trained"}  # a session's own model: its name is the user's, the badge says what it is
+WEIGHTS_NOTICE = "_weights_notice"  # the sidebar's note on missing weights, for the run that drew it
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -49,7 +51,29 @@ def current_backbone() -> Backbone | None:
             return backbone_by_name(name)
     except LensError as exc:
         show_error(exc)
+        # the page's error says it all (and what to do): the sidebar's note would say it a second time
+        notice = st.session_state.pop(WEIGHTS_NOTICE, None)
+        if notice is not None:
+            notice.empty()
         return None
+
+
+def weights_notice(name: str) -> None:
+    """Under the sidebar's picker: a registry backbone whose weights are not here needs the internet to load.
+
+    Drawn in a slot that current_backbone() empties when the page itself reports the failure, so a page says it once.
+    """
+    st.session_state.pop(WEIGHTS_NOTICE, None)
+    if name not in REGISTRY or weight_status(name) != "download":
+        return
+    slot = st.empty()
+    slot.caption(
+        t(
+            "The weights of this network are not on this machine. Without internet it "
+            "cannot load: pick a backbone marked offline, or put the weights file into the torch hub cache."
+        )
+    )
+    st.session_state[WEIGHTS_NOTICE] = slot
 
 
 def backbone_choices() -> list[str]:
@@ -59,9 +83,10 @@ def backbone_choices() -> list[str]:
 
 def backbone_label(name: str) -> str:
     """A picker's label for `name`: its title and where its weights come from."""
-    if name in custom_backbones():
-        badge = "🟣 file" if custom_backbones()[name].source == "file" else "🟠 my model"
-        return f"{name} · {t(badge)}"
+    own = custom_backbones()
+    if name in own:
+        kind = "file" if own[name].source == "file" else "trained"
+        return f"{name} · {t(OWN_BADGE[kind])}"
     return f"{REGISTRY[name].title} · {t(STATUS_BADGE[weight_status(name)])}"
 
 

@@ -63,11 +63,15 @@ def image_picker(key: str = "image", allow_camera: bool = True) -> tuple[str, np
 
 
 def backbone_and_photo(key: str = "image") -> tuple[Backbone, str, np.ndarray]:
-    """The sidebar's backbone and a picked photo (label, RGB uint8); stops the page with a hint when either is missing."""
+    """The sidebar's backbone and a picked photo (label, RGB uint8); stops the page when either is missing.
+
+    A backbone that cannot load has said why already (st.error): the hint to choose an image is only for a missing photo.
+    """
     backbone = current_backbone()
     picked = image_picker(key)
-    if backbone is None or picked is None:
+    if picked is None:
         st.info(t("Choose an image to start."))
+    if backbone is None or picked is None:
         st.stop()
     label, image = picked
     return backbone, label, image

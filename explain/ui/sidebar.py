@@ -5,29 +5,32 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from explain.models import DEFAULT_BACKBONE, REGISTRY, default_device, weight_status
-from explain.ui.backbones import backbone_choices, backbone_label, weights_file_loader
+from explain.models import DEFAULT_BACKBONE, default_device
+from explain.ui.backbones import backbone_choices, backbone_label, weights_file_loader, weights_notice
 from explain.ui.classroom import classroom_controls, url_state
 from explain.ui.i18n import t
+
+# Streamlit's sidebar is 300 px wide whatever the text size: the picker's value (an input, it cannot wrap) lost its
+# weight badge ("MobileNetV3-Large · ⚪ 다운로드 필요"), and in presenter mode even "EfficientNet-Lite0 · (". In rem, the
+# width grows with presenter mode's larger text; a collapsed sidebar keeps Streamlit's own rules.
+SIDEBAR_CSS = """
+<style>
+section[data-testid="stSidebar"][data-collapsed="false"] { min-width: min(21.5rem, 100vw); }
+</style>
+"""
 
 
 def sidebar() -> None:
     """The shared sidebar: language, backbone picker with weight status, device in use."""
     with st.sidebar:
+        st.html(SIDEBAR_CSS)
         classroom_controls()
         choices = backbone_choices()
         if "backbone_pending" in st.session_state:
             st.session_state["backbone"] = st.session_state.pop("backbone_pending")
         url_state("backbone", "backbone", DEFAULT_BACKBONE, options=choices)
         st.selectbox(t("Backbone"), choices, key="backbone", format_func=backbone_label)
-        name = st.session_state["backbone"]
-        if name in REGISTRY and weight_status(name) == "download":
-            st.caption(
-                t(
-                    "The weights of this network are not on this machine. Without internet it "
-                    "cannot load: pick a backbone marked offline, or put the weights file into the torch hub cache."
-                )
-            )
+        weights_notice(st.session_state["backbone"])
         with st.expander(t("Load a weights file")):
             weights_file_loader()
         device = default_device()
