@@ -67,8 +67,8 @@ def map_grid(layer: str, fmap) -> str:
         cmap = st.selectbox(t("Colour map"), list(COLORMAPS), key="fm_cmap")
     channels = top_channels(fmap, count) if order_by == "strongest" else list(range(count))
     grid = channel_grid(fmap, channels, normalise=normalise, cmap=cmap)
-    # PNG keeps the channel numbers sharp; OpenCV encodes it 5x faster than st.image's own PNG (a layer switch waits on it)
-    st.image(encode_png(grid.image), caption=t("{layer}: {n} of {c} channels (row by row: {first}…)", layer=layer, n=len(channels), c=c, first=channels[:6]), width="stretch")
+    # PNG keeps the channel numbers sharp; OpenCV encodes it 5x faster than PIL, and PNG bytes marked PNG are sent as they are
+    st.image(encode_png(grid.image), caption=t("{layer}: {n} of {c} channels (row by row: {first}…)", layer=layer, n=len(channels), c=c, first=channels[:6]), width="stretch", output_format="PNG")
     stats = channel_stats(fmap)
     top = top_channels(fmap, min(10, c))
     st.plotly_chart(
@@ -135,7 +135,7 @@ for col, name in ((s1, early), (s2, deep)):
     fmap = recording.maps[name]
     grid = channel_grid(fmap, top_channels(fmap, 16), tile=64)
     li = info_by_name[name]
-    col.image(encode_png(grid.image), caption=t("{layer}: {h}×{w} maps, {c} channels (16 strongest)", layer=name, h=li.shape[1], w=li.shape[2], c=li.shape[0]), width="stretch")
+    col.image(encode_png(grid.image), caption=t("{layer}: {h}×{w} maps, {c} channels (16 strongest)", layer=name, h=li.shape[1], w=li.shape[2], c=li.shape[0]), width="stretch", output_format="PNG")
 
 with st.expander(t("Model summary (Keras style)")):
     model_summary = run_safely(cached_summary, backbone)

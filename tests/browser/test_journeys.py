@@ -105,11 +105,16 @@ def test_radios_keep_their_choice_when_the_language_changes(server, page, path):
     radios = page.locator('[data-testid="stMain"] [data-testid="stRadio"]')
     before = [radios.nth(i).locator("input:checked").count() for i in range(radios.count())]
     assert before and all(n == 1 for n in before)
+    title = page.locator("h1").first.inner_text()
     page.locator('[data-testid="stSidebar"]').get_by_text("한국어").click()
+    page.wait_for_function("t => document.querySelector('h1') && document.querySelector('h1').innerText !== t", arg=title)
     settle(page)
-    page.wait_for_function("() => document.documentElement.innerText.includes('이미지') || document.documentElement.innerText.includes('데이터')")
-    settle(page)
-    after = [radios.nth(i).locator("input:checked").count() for i in range(radios.count())]
+    after: list[int] = []
+    for _ in range(20):  # the page may still be drawing its lower widgets: look again for up to ~5 s
+        after = [radios.nth(i).locator("input:checked").count() for i in range(radios.count())]
+        if after == before:
+            break
+        page.wait_for_timeout(250)
     assert after == before, (before, after)
     assert_no_exception(page)
 
