@@ -97,10 +97,10 @@ def test_a_zip_with_its_own_split_shows_and_trains_the_advised_strategy(server, 
     assert_no_exception(page)
 
 
-@pytest.mark.parametrize("path", ["Feature_maps", "Transfer_learning"])
-def test_radios_keep_their_choice_when_the_language_changes(server, page, path):
+@pytest.mark.parametrize("path, last_radio", [("Feature_maps", "Scale"), ("Transfer_learning", "Strategy")])
+def test_radios_keep_their_choice_when_the_language_changes(server, page, path, last_radio):
     page.goto(f"{server}/{path}?lang=en")
-    page.locator("h1").first.wait_for()
+    page.locator('[data-testid="stRadio"]').filter(has_text=last_radio).first.wait_for()  # the whole page is drawn
     settle(page)
     radios = page.locator('[data-testid="stMain"] [data-testid="stRadio"]')
     before = [radios.nth(i).locator("input:checked").count() for i in range(radios.count())]

@@ -111,6 +111,7 @@ def test_a_backbone_whose_weights_cannot_come_says_so_once_and_asks_the_network_
     assert network.connections == 1  # one try for the backbone, whatever the pages, sessions and languages
 
     _sidebar(page).get_by_text("English").click()
+    settle(page)
     _sidebar(page).get_by_role("link", name=re.compile("Home")).click()
     settle(page)
     assert _sidebar(page).get_by_text(SIDEBAR_NOTE).count() == 1  # Home loads no network: the sidebar tells it
