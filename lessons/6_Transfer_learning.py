@@ -96,11 +96,10 @@ if advice.imagenet_classes:
 st.header(t("3. Settings"))
 names = list(STRATEGIES)
 if st.session_state.get("tl_advice_seen") != advice.scenario:
-    # a new scenario resets the choices to the advisor's, later edits are the user's
+    # a new scenario resets the choices to the advisor's (kept_value's defaults below), later edits are the user's
     st.session_state["tl_advice_seen"] = advice.scenario
-    st.session_state["tl_strategy"] = advice.strategy
-    st.session_state["tl_unfreeze"] = advice.unfreeze
-    st.session_state["tl_augment"] = advice.augment
+    for key in ("tl_strategy", "tl_unfreeze", "tl_augment"):
+        st.session_state.pop(key, None)
 kept_value("tl_strategy", advice.strategy, names)
 strategy = st.radio(t("Strategy"), names, format_func=lambda s: t(STRATEGIES[s]), key="tl_strategy")
 blocks = len(anatomy_of(backbone.base or backbone.name, backbone.model).blocks)

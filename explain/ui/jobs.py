@@ -171,7 +171,7 @@ class JobView:
     caption(progress): the progress bar's text (default: "label: step k of n").
     preview(progress): (image, caption) to show beside the chart, or None.
     chart(progress): a plotly figure of the history so far, or None.
-    every: redraw the preview and the chart every N steps (the bar moves every step).
+    every: redraw the preview and the chart every N steps (run_job also caps how often it sends: BAR_EVERY_S, DRAW_EVERY_S).
     """
 
     caption: Callable[[Progress], str] | None = None
