@@ -4,6 +4,7 @@ items 5 and 9): what each picture shows must be checkable against the library, i
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urljoin
 
 import cv2
@@ -50,22 +51,32 @@ def _pixels(tab, caption: str) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _charts(tab) -> list[dict]:
-    """Every Plotly chart of the page: its bars (x, y) and the y-axis title and annotations as drawn in the SVG."""
-    return _main(tab).locator(".js-plotly-plot").evaluate_all(
-        """plots => plots.map(p => ({
-            title: (p.querySelector(".gtitle") || {}).textContent || "",
-            x: Array.from(p._fullData[0].x || []).map(String),
-            y: Array.from(p._fullData[0].y || []).map(Number),
-            ytitles: Array.from(p.querySelectorAll(".g-ytitle text, .g-y2title text")).map(e => e.textContent),
-            annotations: Array.from(p.querySelectorAll(".annotation-text")).map(e => e.textContent),
-        }))"""
-    )
+_READ_CHARTS = """plots => plots.map(p => ({
+    title: (p.querySelector(".gtitle") || {}).textContent || "",
+    x: Array.from((p._fullData && p._fullData[0] && p._fullData[0].x) || []).map(String),
+    y: Array.from((p._fullData && p._fullData[0] && p._fullData[0].y) || []).map(Number),
+    ytitles: Array.from(p.querySelectorAll(".g-ytitle text, .g-y2title text")).map(e => e.textContent),
+    annotations: Array.from(p.querySelectorAll(".annotation-text")).map(e => e.textContent),
+}))"""
+
+
+def _charts(tab, ready=lambda charts: bool(charts), timeout_s: float = 15.0) -> list[dict]:
+    """Every Plotly chart of the page: its bars (x, y) and the y-axis title and annotations as drawn in the SVG.
+
+    Plotly draws after the element appears, so this reads again until `ready(charts)` holds (or the time is up,
+    and the caller's assertion says what was there)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        charts = _main(tab).locator(".js-plotly-plot").evaluate_all(_READ_CHARTS)
+        if ready(charts) or time.monotonic() > deadline:
+            return charts
+        tab.wait_for_timeout(200)
 
 
 def _chart(tab, title: str) -> dict:
-    found = [c for c in _charts(tab) if c["title"] == title]
-    assert found, f"no chart titled {title!r}: {[c['title'] for c in _charts(tab)]}"
+    charts = _charts(tab, lambda cs: any(c["title"] == title and c["x"] for c in cs))
+    found = [c for c in charts if c["title"] == title]
+    assert found, f"no chart titled {title!r}: {[c['title'] for c in charts]}"
     return found[0]
 
 
@@ -134,7 +145,7 @@ def test_classify_draws_the_preprocessing_steps_at_their_true_relative_sizes(ser
 def test_korean_axis_titles_are_upright_and_a_pooled_layer_reads_in_korean(server, page, chelsea_maps):
     """Rotated Hangul is unreadable (the syllables come out sideways): Korean axis titles are drawn horizontally."""
     _open(page, f"{server}/Feature_maps?lang=ko&layer=blocks.4.0")
-    charts = _charts(page)
+    charts = _charts(page, lambda cs: any("평균" in a for c in cs for a in c["annotations"]))
     assert charts
     for chart in charts:
         assert not any(HANGUL.search(title) for title in chart["ytitles"]), chart
@@ -142,7 +153,8 @@ def test_korean_axis_titles_are_upright_and_a_pooled_layer_reads_in_korean(serve
 
     _open(page, f"{server}/Feature_maps?lang=ko&layer=global_pool.pool")
     pooled = chelsea_maps["global_pool.pool"].flatten().numpy()
-    bars = [c for c in _charts(page) if c["title"].startswith("global_pool.pool")]
+    charts = _charts(page, lambda cs: any(c["title"].startswith("global_pool.pool") and c["x"] for c in cs))
+    bars = [c for c in charts if c["title"].startswith("global_pool.pool")]
     assert bars and HANGUL.search(bars[0]["title"])
     _assert_bars_are_the_pooled_values(bars[0], pooled)
     assert not any(HANGUL.search(title) for title in bars[0]["ytitles"])
