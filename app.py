@@ -13,6 +13,7 @@ st.set_page_config(page_title="CNN Lens", page_icon="🔍", layout="wide")
 
 LESSONS = [
     ("lessons/1_Classify.py", "Classify", "🏷️", "What does the network think this photo shows? Every preprocessing step, then the top-5 classes."),
+    ("lessons/1_Network_overview.py", "Network overview", "🗺️", "The whole network for your photo in one picture: every main layer's strongest channels, from the input to the class scores."),
     ("lessons/2_Feature_maps.py", "Feature maps", "🧩", "Walk from the first convolution (edges, colours) to the last block (parts, textures), channel by channel."),
     ("lessons/3_Ideal_images.py", "Ideal images", "✨", "Start from noise and change the picture until the network is sure it sees a cat: the course recipe and a clearer one."),
     ("lessons/4_Adversarial.py", "Adversarial lab", "🎭", "Nudge a photo's pixels by two grey levels until the network calls a cat a dog; a person sees no change."),

@@ -1,7 +1,14 @@
 """Adversarial benchmark: targeted PGD success on saved PNGs and speed, side by side with torchattacks.
 
-On the ImageNet sample photos (labels.csv: file,class_index,class_name), every photo gets the
-target class (true + 500) % 1000 by default (`--target-offsets 500,250,750` runs three rules): a fixed rule, always a class far from the true one.
+On the ImageNet sample photos (labels.csv: file,class_index,class_name), every photo gets a target by a
+rule: `lab` (the default: the lab's own default target, a tabby cat, or a golden retriever for a cat) or K
+for (true + K) % 1000, a class far from the true one (`--target-rules lab,500,250` runs several).
+
+- robust: every saved PNG (ours and torchattacks', pasted and re-read the same way) is judged through the
+  view families of explain.adversarial.views: our pipeline, torchvision's Resize + CenterCrop, the 25
+  crops shifted by -2…+2 px, 8 resizes with other kernels, JPEG 90. Reported as the share of images
+  fooled per family and the mean share of views.
+- `--curve 2,3,4 --curve-steps 10,20,40`: our success per family against ε and steps (lab defaults otherwise).
 
 - ours: `attack_images` end to end (preprocessing, attack, PNG encode/decode and re-classification
   through `classify_images`); success is judged on that re-read PNG only.
@@ -34,14 +41,34 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from explain.adversarial import AttackSettings, attack_images, default_batch_size  # noqa: E402
+from explain.adversarial import AttackSettings, attack_images, default_batch_size, default_target, robustness  # noqa: E402
 from explain.classify import classify_images, second_network_verdicts  # noqa: E402
 from explain.images import decode_image, encode_png, prepare, read_image, to_image  # noqa: E402
 from explain.models import load_backbone  # noqa: E402
 
 
-def target_rule(offset: int) -> str:
-    return f"(true + {offset}) % 1000"
+def target_rule(rule: str) -> str:
+    return "the lab's default target (tabby; golden retriever for a cat)" if rule == "lab" else f"(true + {rule}) % 1000"
+
+
+def targets_by_rule(backbone, images, labels, rule: str) -> list[int]:
+    if rule == "lab":
+        return [default_target(s[0].index) for s in classify_images(backbone, images, 1)]
+    return [(y + int(rule)) % 1000 for y in labels]
+
+
+def robust_summary(backbone, pngs: list[np.ndarray], goals: list[int]) -> dict:
+    """Per view family: the share of images whose every view gives the goal, and the mean share of views."""
+    began = time.perf_counter()
+    judged = robustness(backbone, pngs, goals, True)
+    seconds = (time.perf_counter() - began) / len(pngs)
+    families = list(judged[0].views)
+    return {
+        "views": dict(judged[0].views),
+        "images_all_views": {f: float(np.mean([r.fooled[f] == r.views[f] for r in judged])) for f in families},
+        "mean_share_of_views": {f: float(np.mean([r.share()[f] for r in judged])) for f in families},
+        "check_seconds_per_image": seconds,
+    }
 
 
 class Logits(nn.Module):
@@ -73,24 +100,25 @@ def paste_and_reread(backbone, image: np.ndarray, crop01: torch.Tensor) -> np.nd
     return decode_image(encode_png(full))
 
 
-def targeted_pgd(backbone, images, labels, args, offset: int) -> dict:
+def targeted_pgd(backbone, images, labels, args, rule: str) -> dict:
     import torchattacks
 
-    targets = [(y + offset) % 1000 for y in labels]
+    targets = targets_by_rule(backbone, images, labels, rule)
     settings = AttackSettings(
-        method="pgd", eps=args.eps, steps=args.steps, step_size=args.step_size, random_start=args.random_start, leak=args.leak
+        method="pgd", eps=args.eps, steps=args.steps, step_size=args.step_size, random_start=args.random_start, leak=args.leak,
+        views=args.views,
     )
     # torchattacks takes one constant step size: give it the mean of ours (the same total movement)
     alpha = float(np.mean(settings.step_sizes()))
     # eval(): torchattacks puts a model it was given in training mode back into training mode afterwards
     atk = torchattacks.PGD(Logits(backbone).eval(), eps=args.eps / 255, alpha=alpha / 255, steps=args.steps, random_start=args.random_start)
     atk.set_mode_targeted_by_label(quiet=True)
-    attack_images(backbone, images[:2], settings, target=targets[:2])  # warm-up
-    ours, ours_s, theirs_s, theirs_float, theirs_png = [], 0.0, 0.0, [], []
+    attack_images(backbone, images[:2], settings, target=targets[:2], check_views=False)  # warm-up
+    ours, ours_s, theirs_s, theirs_float, theirs_png, theirs_reread = [], 0.0, 0.0, [], [], []
     for start in range(0, len(images), args.batch_size):
         chunk, goal = images[start : start + args.batch_size], targets[start : start + args.batch_size]
         began = time.perf_counter()
-        ours += attack_images(backbone, chunk, settings, target=goal, batch_size=args.batch_size)
+        ours += attack_images(backbone, chunk, settings, target=goal, batch_size=args.batch_size, check_views=False)
         ours_s += time.perf_counter() - began
         if args.no_torchattacks:
             continue
@@ -102,16 +130,18 @@ def targeted_pgd(backbone, images, labels, args, offset: int) -> dict:
             theirs_float += (backbone.logits(adv).argmax(1).cpu() == torch.tensor(goal)).tolist()
         reread = [paste_and_reread(backbone, img, a[None]) for img, a in zip(chunk, adv.cpu())]
         theirs_png += [s[0].index == g for s, g in zip(classify_images(backbone, reread, 1), goal)]
+        theirs_reread += reread
     n = len(images)
     result = {
         "eps_levels": args.eps,
         "steps": args.steps,
+        "views_per_step": args.views,
         "step_sizes_levels_ours": [round(a, 3) for a in settings.step_sizes()],
         "step_size_levels_torchattacks": alpha,
         "random_start": args.random_start,
         "leak": args.leak,
         "batch_size": args.batch_size,
-        "target_rule": target_rule(offset),
+        "target_rule": target_rule(rule),
         "ours": {
             "success_png": sum(r.success for r in ours) / n,
             "failures": [i for i, r in enumerate(ours) if not r.success],
@@ -121,7 +151,8 @@ def targeted_pgd(backbone, images, labels, args, offset: int) -> dict:
             "mean_psnr_db": float(np.mean([r.psnr for r in ours])),
             "min_psnr_db": float(min(r.psnr for r in ours)),
             "mean_ssim": float(np.mean([r.ssim for r in ours])),
-            "timed": "end to end: preprocessing, attack, PNG encode/decode, re-classification",
+            "timed": "end to end: preprocessing, attack, PNG encode/decode, re-classification (not the robust check)",
+            "robust": robust_summary(backbone, [decode_image(r.png) for r in ours], targets),
         },
     }
     if not args.no_torchattacks:
@@ -131,9 +162,26 @@ def targeted_pgd(backbone, images, labels, args, offset: int) -> dict:
             "success_png": sum(theirs_png) / n,
             "seconds_per_image": theirs_s / n,
             "timed": "the attack call only, on prepared crops",
+            "robust": robust_summary(backbone, theirs_reread, targets),
         }
         result["seconds_ratio_ours_over_torchattacks"] = ours_s / theirs_s
     return result
+
+
+def curve(backbone, images, labels, args) -> list[dict]:
+    """Our robust success against ε and steps, lab defaults otherwise (first target rule)."""
+    targets = targets_by_rule(backbone, images, labels, args.target_rules.split(",")[0])
+    points = []
+    for eps in [float(e) for e in args.curve.split(",")]:
+        for steps in [int(k) for k in args.curve_steps.split(",")]:
+            settings = AttackSettings(eps=eps, steps=steps, views=args.views, leak=args.leak)
+            began = time.perf_counter()
+            results = attack_images(backbone, images, settings, target=targets, batch_size=args.batch_size, check_views=False)
+            seconds = (time.perf_counter() - began) / len(images)
+            robust = robust_summary(backbone, [decode_image(r.png) for r in results], targets)
+            points.append({"eps_levels": eps, "steps": steps, "seconds_per_image": seconds, "mean_steps": float(np.mean([r.steps_used for r in results])), **robust})
+            print(json.dumps(points[-1]), file=sys.stderr)
+    return points
 
 
 def transfer(backbone, images, labels, args) -> dict:
@@ -169,13 +217,16 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "imagenet-samples"))
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--eps", type=float, default=2.0, help="levels (/255)")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=AttackSettings().steps)
+    parser.add_argument("--views", type=int, default=AttackSettings().views, help="random views per step (0 = the exact crop only)")
+    parser.add_argument("--curve", default=None, help="comma-separated ε (levels): our success per family against ε and --curve-steps")
+    parser.add_argument("--curve-steps", default="10,20,40")
     parser.add_argument("--step-size", type=float, default=None, help="levels (default: the library's)")
     parser.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=AttackSettings().random_start)
     parser.add_argument(
-        "--target-offsets",
-        default="500",
-        help="comma-separated K: one targeted run per rule target = (true + K) %% 1000; the first is reported as targeted_pgd",
+        "--target-rules",
+        default="lab",
+        help="comma-separated rules: lab (the lab's default target) or K for target = (true + K) %% 1000; the first is reported as targeted_pgd",
     )
     parser.add_argument("--leak", type=float, default=AttackSettings().leak, help="backward leak through off ReLUs (0 = plain gradient)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the library's (8 on CPU for Lite0)")
@@ -191,7 +242,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     backbone = load_backbone(args.model)
-    args.batch_size = args.batch_size or default_batch_size(backbone)
+    args.batch_size = args.batch_size or default_batch_size(backbone, args.views)
     files, images, labels = load_samples(Path(args.data), args.limit)
     result = {
         "bench": "adversarial",
@@ -203,7 +254,7 @@ def main() -> None:
         "images": len(images),
     }
     if not args.no_targeted:
-        runs = [targeted_pgd(backbone, images, labels, args, int(k)) for k in args.target_offsets.split(",")]
+        runs = [targeted_pgd(backbone, images, labels, args, k) for k in args.target_rules.split(",")]
         result["targeted_pgd"] = runs[0]
         if len(runs) > 1:
             attacks = len(runs) * len(images)
@@ -224,6 +275,8 @@ def main() -> None:
                 ),
                 "others": runs[1:],
             }
+    if args.curve:
+        result["curve"] = curve(backbone, images, labels, args)
     if not args.no_transfer:
         result["transfer"] = transfer(backbone, images, labels, args)
     out = Path(args.out)

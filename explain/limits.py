@@ -24,8 +24,10 @@ MAX_IDEAL_BATCH = 16  # augmented copies per step: memory grows with each copy
 # --- adversarial attacks (explain/adversarial/) ----------------------------------------------
 MAX_ATTACK_STEPS = 1000  # PGD converges in tens of steps; a thousand is already far past useful
 
-# --- class maps (explain/cam.py) ---------------------------------------------------------------
+# --- class maps (explain/cam/, explain/trust/) ---------------------------------------------------------------
 MAX_SMOOTHGRAD_SAMPLES = 50  # each noisy copy is one more forward and backward pass
+MAX_IG_STEPS = 200  # integrated gradients: each step is one more forward and backward pass
+MAX_TRUST_IMAGES = 100  # `trust` scores every method on each image: minutes per image on a CPU for Score-CAM
 
 # --- transfer learning (explain/transfer/) ---------------------------------------------------
 MAX_EPOCHS = 200  # a small dataset's head learns in tens of epochs; keeps one training job from holding a slot for hours
@@ -34,6 +36,9 @@ MAX_STORED_SIDE = 320  # shorter side kept in memory; every registry input is sm
 ZIP_MAX_ENTRIES = 20_000  # the central directory alone of a zip with millions of tiny entries fills memory
 ZIP_MAX_TOTAL_BYTES = 1024 * 1024 * 1024  # what a zip may unpack to, summed over its entries
 ZIP_MAX_RATIO = 200  # a higher compression ratio than this is a zip bomb, not photos
+
+# --- network overview and one neuron (explain/overview.py, explain/neuron.py) --------------------
+MAX_OVERVIEW_CHANNELS = 16  # thumbnails per layer column; more makes one picture too tall to read
 
 # --- one session -------------------------------------------------------------------------------
 MAX_SESSION_MODELS = 4  # own models (uploaded weights, trained) kept per session; each holds a whole network

@@ -18,6 +18,7 @@ from explain.ui.classroom import kept_value, lesson_panel, presenter_mode, url_s
 from explain.ui.errors import run_safely
 from explain.ui.featuremaps import cached_recording, cached_summary
 from explain.ui.i18n import t
+from explain.ui.neuron import neuron_panel
 from explain.ui.pickers import backbone_and_photo
 from explain.ui.plots import bar_chart
 
@@ -122,6 +123,7 @@ def layer_panel() -> None:
     if st.button(t("Ideal image of this channel ✨"), key="fm_to_ideal", help=t("Open Ideal images with this layer and channel chosen.")):
         st.session_state.update(ideal_layer=layer, ideal_channel=channel, ideal_mode="channel")
         st.switch_page("lessons/3_Ideal_images.py")
+    neuron_panel(backbone, image, prepared, layer, channel, fmap)
 
 
 layer_panel()

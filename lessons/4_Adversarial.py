@@ -2,10 +2,18 @@
 
 import streamlit as st
 
-from explain.adversarial import ATTACKS, MAX_LEAK, AttackSettings, attack_images, default_target, perturbation_image
+from explain.adversarial import (
+    ATTACKS,
+    MAX_LEAK,
+    MAX_VIEWS,
+    AttackSettings,
+    attack_images,
+    default_target,
+    perturbation_image,
+)
 from explain.classify import classify_images, second_network_verdicts
 from explain.limits import MAX_ATTACK_STEPS
-from explain.ui.adversarial import attack_view
+from explain.ui.adversarial import attack_view, robustness_panel
 from explain.ui.backbones import backbone_by_name, backbone_choices, backbone_label
 from explain.ui.cam import cam_gallery
 from explain.ui.classroom import kept_value, lesson_panel, url_state
@@ -48,7 +56,7 @@ method = c2.selectbox(t("Method"), list(ATTACKS), format_func=lambda m: t(ATTACK
 c3, c4 = st.columns(2)
 eps = c3.slider(t("ε: the most any pixel may change (grey levels, /255)"), 1, 16, 2, key="adv_eps")
 steps = c4.number_input(
-    t("Steps"), 1, MAX_ATTACK_STEPS, 10, key="adv_steps", disabled=method == "fgsm", help=t("FGSM always takes one step.")
+    t("Steps"), 1, MAX_ATTACK_STEPS, AttackSettings.steps, key="adv_steps", disabled=method == "fgsm", help=t("FGSM always takes one step.")
 )
 limits_caption(steps_limit(MAX_ATTACK_STEPS), where=c4)
 with st.expander(t("More settings")):
@@ -67,6 +75,11 @@ with st.expander(t("More settings")):
         t("Gradient leak through switched-off ReLUs"), 0.0, MAX_LEAK, AttackSettings.leak, step=0.01, key="adv_leak",
         help=t("A switched-off ReLU passes no gradient, so the attack cannot see which units it could switch on. Letting this share through on the first step (down to 0 on the last) reaches targets in fewer steps. The network's answers are unchanged; 0 follows the plain gradient."),
     )
+    views = a1.slider(
+        t("Views of the PNG per step"), 0, MAX_VIEWS, AttackSettings.views, key="adv_views",
+        help=t("Each step looks at the image as other programs may: the crop shifted by a pixel or two, slightly resized. More views hold up better elsewhere and take longer; 0 attacks only this app's exact crop."),
+    )
+    jpeg = a2.checkbox(t("Also survive JPEG (quality 90)"), value=False, key="adv_jpeg", help=t("Chat apps re-save photos as JPEG; some views go through JPEG during the attack."))
 
 use_l2 = method == "pgd" and norm == "l2"
 settings = AttackSettings(
@@ -79,6 +92,8 @@ settings = AttackSettings(
     confidence=float(confidence),
     tv_weight=float(tv_weight),
     leak=float(leak),
+    views=int(views),
+    jpeg=bool(jpeg),
 )
 run_key = (backbone.name, image_key(image), target, settings)
 
@@ -137,6 +152,8 @@ st.download_button(
     t("Download the adversarial PNG"), result.png, file_name=f"{label.rsplit('.', 1)[0]}_adversarial.png", mime="image/png", key="adv_download",
     help=t("Upload it on the Classify page: it still says what you see here."),
 )
+
+robustness_panel(result)
 
 with st.expander(t("Where did the network look, before and after? (Grad-CAM)")):
     cam_gallery(

@@ -14,6 +14,7 @@ from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.pickers import backbone_and_photo, class_picker
 from explain.ui.session import image_key
+from explain.ui.trust import sweep_panel, trust_panel
 
 st.title(t("Grad-CAM"))
 st.caption(
@@ -61,6 +62,11 @@ stem = f"{label}_{result.method}_{result.target_index[0]}"
 d1.download_button(t("Download the overlay (PNG)"), encode_png(overlay), file_name=f"{stem}.png", mime="image/png", key="gc_dl_png")
 d2.download_button(t("Download the map (NumPy .npy)"), buffer.getvalue(), file_name=f"{stem}.npy", mime="application/octet-stream", key="gc_dl_npy")
 
+st.subheader(t("Can I trust this map?"))
+trust_panel(backbone, prepared.tensor, prepared.cropped, result.target_index[0], settings, key="gc_trust")
+st.subheader(t("Every layer's map"))
+sweep_panel(backbone, prepared.tensor, result.target_index[0], settings, key="gc_sweep")
+
 with st.expander(t("How is this map made?")):
     st.markdown(
         t(
@@ -68,6 +74,7 @@ with st.expander(t("How is this map made?")):
             "layer were a little stronger, how much would the class score rise? That gradient, averaged "
             "over the map, is the channel's weight. The weighted sum of the channels, with negative values "
             "cut to zero (ReLU), is upsampled to the photo. **Grad-CAM++** weights each location separately. "
-            "**Saliency** and **SmoothGrad** skip the layers and take the gradient for every pixel."
+            "**Saliency** and **SmoothGrad** skip the layers and take the gradient for every pixel. "
+            "The lesson above says how the other methods differ and where each is known to fail."
         )
     )

@@ -7,28 +7,31 @@ import streamlit as st
 from explain.limits import MAX_EPOCHS
 from explain.models import HEADS, anatomy_of, export_model
 from explain.transfer import (
-    ADVICE_TEXT,
+    AUTO,
     STRATEGIES,
+    STRATEGY_TITLES,
     TrainConfig,
     Trainer,
-    advise,
     augmentation_preview,
     imagenet_rows_by_name,
     plan_parameters,
     split_dataset,
 )
-from explain.ui.backbones import (
-    add_own_backbone,
-    backbone_by_name,
-    current_backbone,
-)
+from explain.ui.backbones import add_own_backbone, backbone_by_name, current_backbone
 from explain.ui.classroom import kept_value, lesson_panel
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
 from explain.ui.jobs import run_job, stop_button
 from explain.ui.limits import epochs_limit, limits_caption
 from explain.ui.session import cached
-from explain.ui.transfer import dataset_builder, dataset_overview, model_file_opener, training_report, training_view
+from explain.ui.transfer import (
+    advisor_panel,
+    dataset_builder,
+    dataset_overview,
+    model_file_opener,
+    training_report,
+    training_view,
+)
 
 st.title(t("Transfer learning"))
 st.caption(
@@ -72,54 +75,45 @@ st.caption(
 
 # --- 2. advisor -------------------------------------------------------------------------------
 st.header(t("2. Which strategy?"))
-kept_value("tl_similar", True, (True, False))
-similar = st.radio(
-    t("Do your photos look like ImageNet photos (everyday objects, animals, scenes)?"),
-    [True, False],
-    format_func=lambda s: t("yes, similar") if s else t("no, different (drawings, medical images, hand signs, textures…)"),
-    horizontal=True,
-    key="tl_similar",
-)
-advice = advise(splits, similar, backbone.base or backbone.name)
-size_word = t("large") if advice.scenario.startswith("large") else t("small")
-sim_word = t("similar") if similar else t("different")
-st.info(
-    t("Scenario: **{size}** dataset ({n} photos in the smallest class), **{sim}** domain. Recommended: **{strategy}**.",
-      size=size_word, n=advice.per_class, sim=sim_word, strategy=t(STRATEGIES[advice.strategy]))
-    + "\n\n"
-    + t(ADVICE_TEXT[advice.scenario])
-)
-if advice.imagenet_classes:
-    st.caption(t("These classes already exist in ImageNet, so the pretrained classifier can be tried as it is: {names}", names=", ".join(advice.imagenet_classes)))
+plan = advisor_panel(backbone, splits)
+if plan is None:
+    st.stop()
+advice = plan.advice
+
+BACKBONE_LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
 
 # --- 3. settings ------------------------------------------------------------------------------
 st.header(t("3. Settings"))
-names = list(STRATEGIES)
+names = [AUTO, *STRATEGIES]
 if st.session_state.get("tl_advice_seen") != advice.scenario:
     # a new scenario resets the choices to the advisor's (kept_value's defaults below), later edits are the user's
     st.session_state["tl_advice_seen"] = advice.scenario
-    for key in ("tl_strategy", "tl_unfreeze", "tl_augment"):
+    for key in ("tl_strategy", "tl_unfreeze", "tl_augment", "tl_epochs", "tl_head_epochs", "tl_blr"):
         st.session_state.pop(key, None)
-kept_value("tl_strategy", advice.strategy, names)
-strategy = st.radio(t("Strategy"), names, format_func=lambda s: t(STRATEGIES[s]), key="tl_strategy")
+kept_value("tl_strategy", AUTO, names)
+picked_strategy = st.radio(t("Strategy"), names, format_func=lambda s: t(STRATEGY_TITLES[s]), key="tl_strategy")
+strategy = advice.strategy if picked_strategy == AUTO else picked_strategy  # the settings below show what auto will do
 blocks = len(anatomy_of(backbone.base or backbone.name, backbone.model).blocks)
 s1, s2, s3 = st.columns(3)
 head = s1.selectbox(t("New head"), list(HEADS), format_func=lambda h: t(HEADS[h]), key="tl_head", disabled=strategy == "classifier")
-kept_value("tl_unfreeze", min(advice.unfreeze, max(1, blocks)), range(1, max(1, blocks) + 1))
+kept_value("tl_unfreeze", min(plan.unfreeze, max(1, blocks)), range(1, max(1, blocks) + 1))
 unfreeze = s2.slider(t("Blocks to unfreeze (from the last)"), 1, max(1, blocks), key="tl_unfreeze", disabled=strategy != "finetune" or blocks < 1)
-epochs = s3.number_input(t("Epochs"), 1, MAX_EPOCHS, 10, key="tl_epochs", disabled=strategy == "classifier")
+kept_value("tl_epochs", plan.epochs)
+epochs = s3.number_input(t("Epochs"), 1, MAX_EPOCHS, key="tl_epochs", disabled=strategy == "classifier")
 limits_caption(epochs_limit(), where=s3)
 s4, s5, s6 = st.columns(3)
 lr = s4.select_slider(t("Head learning rate"), [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="tl_lr", disabled=strategy == "classifier")
+kept_value("tl_blr", plan.backbone_lr or 1e-4, BACKBONE_LRS)
 backbone_lr = s5.select_slider(
-    t("Backbone learning rate"), [1e-5, 3e-5, 1e-4, 3e-4, 1e-3], value=1e-4, key="tl_blr", disabled=strategy != "finetune",
+    t("Backbone learning rate"), BACKBONE_LRS, key="tl_blr", disabled=strategy != "finetune",
     help=t("Smaller than the head's: the pretrained blocks should only be nudged, the new head learns from scratch."),
 )
-kept_value("tl_augment", advice.augment, (True, False))
+kept_value("tl_augment", False if picked_strategy == AUTO else advice.augment, (True, False))
 augment = s6.toggle(t("Augmentation"), key="tl_augment", disabled=strategy == "classifier",
                     help=t("RandomResizedCrop + RandomHorizontalFlip each epoch. Without it the frozen part runs once and training takes seconds."))
+kept_value("tl_head_epochs", plan.head_epochs if strategy == "finetune" else 5)
 head_epochs = st.number_input(
-    t("Epochs for the head alone before unfreezing"), 0, MAX_EPOCHS, 5, key="tl_head_epochs", disabled=strategy != "finetune",
+    t("Epochs for the head alone before unfreezing"), 0, MAX_EPOCHS, key="tl_head_epochs", disabled=strategy != "finetune",
     help=t("The course's recipe: train the new head on frozen features first, then fine-tune the blocks with it."),
 )
 imagenet_rows = imagenet_rows_by_name(splits.classes)
@@ -131,6 +125,7 @@ imagenet_init = st.toggle(
 config = TrainConfig(
     strategy=strategy, head=head, unfreeze=int(unfreeze), epochs=int(epochs), head_epochs=int(head_epochs), lr=float(lr),
     backbone_lr=float(backbone_lr), augment=bool(augment), imagenet_init=bool(imagenet_init),
+    input_size=plan.input_size if picked_strategy == AUTO else None, schedule=plan.schedule if picked_strategy == AUTO else "constant",
 )
 counts_plan = run_safely(plan_parameters, backbone, len(splits.classes), config)
 if counts_plan is not None:

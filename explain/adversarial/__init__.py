@@ -6,12 +6,14 @@ iterate the network sees is already the rounded, clipped image that would be sav
 attack that only works between two grey levels is never counted as a success.
 
 The image that is attacked (and saved) is the photo resized to the backbone's ``resize_size``
-(shorter side); only its centre crop is changed. Classifying that PNG again with the normal
+(shorter side); only its centre crop and a margin of a few pixels around it are changed, so that a
+crop a pixel or two off centre (torchvision rounds the offset where we floor it) sees it too. Classifying that PNG again with the normal
 pipeline (``classify_images``: resize shorter side, which is then a no-op, and centre crop) feeds
 the network exactly the attacked crop.
 
     settings   AttackSettings: method, ε, steps, step sizes, leak (ATTACKS, NORMS)
     leaky      the leaky gradient through switched-off ReLUs
+    views      the views other pipelines take of a saved PNG: sampled during the attack (ViewSampler), judged after (robustness)
     steps      one batch of crops: quantise, project, the loop (attack_batch, a long job)
     run        photos end to end, judged on the saved PNG (attack_images, a long job; AttackResult, AttackRun)
 """
@@ -25,10 +27,11 @@ from explain.adversarial.run import (
     perturbation_image,
     perturbation_metrics,
 )
-from explain.adversarial.settings import ATTACKS, MAX_LEAK, NORMS, AttackSettings, default_target
+from explain.adversarial.settings import ATTACKS, MAX_LEAK, MAX_VIEWS, NORMS, AttackSettings, default_target
 from explain.adversarial.steps import BatchOutcome, attack_batch, quantise
+from explain.adversarial.views import VIEW_FAMILIES, Robustness, ViewSampler, robustness
 
 __all__ = [
-    "ATTACKS", "MAX_LEAK", "NORMS", "AttackResult", "AttackRun", "AttackSettings", "BatchOutcome", "attack_batch",
+    "ATTACKS", "MAX_LEAK", "MAX_VIEWS", "NORMS", "VIEW_FAMILIES", "Robustness", "ViewSampler", "robustness", "AttackResult", "AttackRun", "AttackSettings", "BatchOutcome", "attack_batch",
     "attack_images", "default_batch_size", "default_target", "leaky_relus", "perturbation_image", "perturbation_metrics", "quantise",
 ]

@@ -17,6 +17,11 @@ NORMS = ("linf", "l2")
 
 
 MAX_LEAK = 0.5
+MAX_VIEWS = 8
+# With views, an image is done when every view's goal logit leads by this much. A lead of 0.01 on two random
+# views stopped too early: 38 % of the photos fooled the network in all 25 shifted crops, against 75 % with 3
+# (targeted, ε = 2, 2 views × 20 steps, 16 tuning photos of the ImageNet samples).
+VIEW_MARGIN = 3.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class AttackSettings:
 
     method: str = "pgd"
     eps: float = 2.0
-    steps: int = 10
+    steps: int = 20
     step_size: float | None = None  # constant step; default: see `step_sizes`
     norm: str = "linf"
     random_start: bool = True
@@ -39,6 +44,8 @@ class AttackSettings:
     decay: float = 1.0  # MI-FGSM momentum
     diversity: float = 0.5  # MI-FGSM: probability per step of a random shrink-and-pad of the input
     leak: float = 0.1  # gradient let through switched-off ReLU units on the first step, annealed to 0 (see `leaky_relus`)
+    views: int = 3  # views of the saved image per step: our exact crop + random shifted, rescaled ones; 0 = only our exact crop
+    jpeg: bool = False  # also make it survive JPEG re-encoding (quality 90): some views go through JPEG
     seed: int | None = 0
 
     def checked(self) -> AttackSettings:
@@ -63,6 +70,8 @@ class AttackSettings:
             raise LensError(f"Confidence must be from 0 to below 1 (got {self.confidence:g}).")
         if self.margin < 0 or self.tv_weight < 0 or not 0 <= self.diversity <= 1 or self.decay < 0:
             raise LensError("Margin, TV weight and momentum must be ≥ 0, and input diversity a probability 0…1.")
+        if isinstance(self.views, bool) or not isinstance(self.views, int) or not 0 <= self.views <= MAX_VIEWS:
+            raise LensError(f"Views per step must be a whole number from 0 to {MAX_VIEWS} (got {self.views!r}).")
         if not 0 <= self.leak <= MAX_LEAK:
             raise LensError(
                 f"Gradient leak must be from 0 to {MAX_LEAK:g} (got {self.leak:g}); above about 0.12 the attack gets worse, not better."

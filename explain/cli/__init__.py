@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from explain.cli.common import PartialFailure
+from explain.cli.inside import args_neuron, args_overview, cmd_neuron, cmd_overview
 from explain.cli.look import (
     args_cam,
     args_classify,
@@ -29,6 +30,7 @@ from explain.cli.look import (
 )
 from explain.cli.make import args_attack, args_ideal, cmd_attack, cmd_ideal
 from explain.cli.train import args_finetune, cmd_finetune
+from explain.cli.trust import args_trust, cmd_trust
 from explain.errors import LensError
 
 VERBS: dict[str, tuple[str, Callable, Callable]] = {
@@ -36,7 +38,10 @@ VERBS: dict[str, tuple[str, Callable, Callable]] = {
     "summary": ("Keras-style summary of a backbone", args_summary, cmd_summary),
     "classify": ("top-k ImageNet classes of images", args_classify, cmd_classify),
     "features": ("feature maps of one layer as a channel grid", args_features, cmd_features),
-    "cam": ("where the network looked: Grad-CAM, Grad-CAM++, saliency or SmoothGrad over the photo", args_cam, cmd_cam),
+    "overview": ("the whole network for one photo: each main layer's strongest channels, then the top classes", args_overview, cmd_overview),
+    "neuron": ("one neuron explained: its receptive field and the arithmetic that made its value", args_neuron, cmd_neuron),
+    "cam": ("where the network looked: Grad-CAM and 14 other class-map methods over the photo", args_cam, cmd_cam),
+    "trust": ("can I trust this map? deletion, insertion, ROAD against a random map; randomisation and class checks", args_trust, cmd_trust),
     "ideal": ("an ideal image of a class or a channel, made by gradient steps from noise", args_ideal, cmd_ideal),
     "attack": ("adversarial PNGs that make the network say another class", args_attack, cmd_attack),
     "finetune": ("train a new head (transfer learning) on a folder of class folders", args_finetune, cmd_finetune),

@@ -140,12 +140,14 @@ def args_cam(p: argparse.ArgumentParser) -> None:
     add_model(p)
     p.add_argument("--method", default=DEFAULT_CAM_METHOD, help=f"{', '.join(CAM_METHODS)} (default: {DEFAULT_CAM_METHOD})")
     p.add_argument("--target", default=None, help="class name or index (default: the top-1 class)")
-    p.add_argument("--layer", default=None, help="layer for gradcam/gradcampp (default: the model's Grad-CAM layer)")
+    p.add_argument("--layer", default=None, help="layer for the layer methods; 'a+b' averages the maps of several (default: the model's Grad-CAM layer)")
     p.add_argument("--out", default=None, help="PNG file for the map over the photo")
     p.add_argument("--save-map", default=None, help=".npy file for the map itself (float32 in [0, 1], input size)")
     p.add_argument("--alpha", type=float, default=0.5, help="share of the map in the overlay (default 0.5)")
     p.add_argument("--cmap", default="jet")
     p.add_argument("--samples", type=int, default=16, help="SmoothGrad: noisy copies (default 16)")
+    p.add_argument("--steps", type=int, default=32, help="integrated gradients: steps from a black image (default 32)")
+    p.add_argument("--patch", type=int, default=None, help="occlusion: side of the grey patch in pixels (default: input side / 7)")
 
 
 def cmd_cam(args):
@@ -163,7 +165,8 @@ def cmd_cam(args):
     image = read_image(args.image)
     prepared = prepare(image, backbone.preprocess)
     result = compute_cam(
-        backbone, prepared.tensor, targets=args.target, method=args.method, layer=args.layer, samples=args.samples
+        backbone, prepared.tensor, targets=args.target, method=args.method, layer=args.layer, samples=args.samples,
+        steps=args.steps, patch=args.patch,
     )
     cam_map = result.maps[0]
     overlay = overlay_cam(prepared.cropped, cam_map, args.alpha, args.cmap)

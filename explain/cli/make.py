@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from explain.adversarial import ATTACKS, NORMS, AttackSettings
+from explain.adversarial.views import JPEG_QUALITY, MAX_SHIFT
 from explain.cli import common
 from explain.cli.common import PartialFailure, add_model
 from explain.errors import LensError
@@ -79,6 +80,14 @@ def args_attack(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS.leak,
         help=f"share of the gradient let through switched-off ReLUs on the first step, annealed to 0 (default {DEFAULTS.leak:g}; 0 = the plain gradient)",
     )
+    p.add_argument(
+        "--views",
+        type=int,
+        default=DEFAULTS.views,
+        help=f"random views of the saved PNG per step (crops shifted by up to {MAX_SHIFT} px, slight rescales), so it fools other "
+        f"pipelines too (default {DEFAULTS.views}; 0 = only this app's exact crop, fastest and most fragile)",
+    )
+    p.add_argument("--jpeg", action="store_true", help=f"also make the PNG survive JPEG re-encoding at quality {JPEG_QUALITY}")
     p.add_argument("--no-random-start", action="store_true")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--out-dir", default=".", help="folder for the adversarial PNGs (default: current folder)")
@@ -103,6 +112,8 @@ def cmd_attack(args):
         confidence=args.confidence,
         tv_weight=args.tv,
         leak=args.leak,
+        views=args.views,
+        jpeg=args.jpeg,
         seed=args.seed,
     ).checked()
     backbone = common.load(args)
@@ -132,6 +143,8 @@ def cmd_attack(args):
                 "ssim": round(result.ssim, 6),
                 "seconds": round(result.seconds, 4),
                 "steps": result.steps_used,
+                "robust": {k: round(v, 4) for k, v in result.robust.share().items()},
+                "views_checked": dict(result.robust.views),
             }
         )
     lines = []
@@ -141,10 +154,11 @@ def cmd_attack(args):
             continue
         was, now = r["before"][0], r["after"][0]
         verdict = "fooled" if r["success"] else "NOT fooled"
+        elsewhere = ", ".join(f"{k} {round(v * r['views_checked'][k])}/{r['views_checked'][k]}" for k, v in r["robust"].items() if k != "own")
         lines.append(
             f"{r['file']} -> {r['out']}: {verdict}; {was['label']} ({was['prob'] * 100:.1f}%) -> "
             f"{now['label']} ({now['prob'] * 100:.1f}%); Linf {r['linf']:g}/255, PSNR {r['psnr']} dB, "
-            f"SSIM {r['ssim']:.4f}, {r['seconds']:.2f} s"
+            f"SSIM {r['ssim']:.4f}, {r['seconds']:.2f} s; other pipelines fooled: {elsewhere}"
         )
     failed = [r for r in records if "error" in r]
     if failed:

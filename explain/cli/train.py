@@ -7,7 +7,7 @@ import argparse
 from explain.cli import common
 from explain.cli.common import add_device
 from explain.models import DEFAULT_BACKBONE, HEADS
-from explain.transfer import STRATEGIES, TrainConfig
+from explain.transfer import AUTO, STRATEGIES, TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -16,15 +16,21 @@ def args_finetune(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder of images per class (or train/ val/ [test/] folders)")
     p.add_argument("--model", default=DEFAULT_BACKBONE, help=f"registry backbone to start from (default: {DEFAULT_BACKBONE})")
     add_device(p)
-    p.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULTS.strategy,
-                   help=f"classifier: pretrained as is; extract: frozen backbone + new head; finetune: also the last blocks (default: {DEFAULTS.strategy})")
+    p.add_argument("--strategy", choices=[AUTO, *STRATEGIES], default=AUTO,
+                   help="auto: the advisor measures the dataset and picks the strategy, blocks, epochs and input size (the JSON's "
+                        "'advice' says why); classifier: pretrained as is; extract: frozen backbone + new head; finetune: also the "
+                        "last blocks (default: auto)")
     p.add_argument("--head", choices=list(HEADS), default=DEFAULTS.head, help="new head: linear, or mlp = Dense(64)+BatchNorm+Dropout+Dense")
-    p.add_argument("--unfreeze", type=int, default=DEFAULTS.unfreeze, help=f"blocks to unfreeze with --strategy finetune, from the last (default: {DEFAULTS.unfreeze})")
-    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    p.add_argument("--head-epochs", type=int, default=DEFAULTS.head_epochs, help=f"finetune: epochs that train the new head alone first (default: {DEFAULTS.head_epochs})")
+    p.add_argument("--unfreeze", type=int, default=None,
+                   help=f"blocks to unfreeze with --strategy finetune, from the last (default: the advisor's with auto, else {DEFAULTS.unfreeze})")
+    p.add_argument("--epochs", type=int, default=None, help=f"(default: the advisor's with auto, else {DEFAULTS.epochs})")
+    p.add_argument("--head-epochs", type=int, default=None,
+                   help=f"finetune: epochs that train the new head alone first (default: the advisor's with auto, else {DEFAULTS.head_epochs})")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="side in pixels the network sees each whole photo at (default: the advisor's with auto, else the model's own preprocessing)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"head learning rate (default: {DEFAULTS.lr:g})")
-    p.add_argument("--backbone-lr", type=float, default=DEFAULTS.backbone_lr, help="learning rate of the unfrozen blocks (default: lr / 10)")
+    p.add_argument("--backbone-lr", type=float, default=DEFAULTS.backbone_lr, help="learning rate of the unfrozen blocks (default: the advisor's with auto, else lr / 10)")
     p.add_argument("--no-imagenet-init", dest="imagenet_init", action="store_false",
                    help="start a linear head from random weights even when every class name is an ImageNet class "
                         "(default: such a head starts from the network's own weights for those classes)")
@@ -43,16 +49,22 @@ def cmd_finetune(args):
     import time
 
     from explain.models import save_model
-    from explain.transfer import dataset_from_folder, evaluate, split_dataset, train_model
+    from explain.transfer import dataset_from_folder, evaluate, plan_training, split_dataset, train_model
 
     start = time.perf_counter()
     test = dataset_from_folder(args.test_dir) if args.test_dir else None
     splits = split_dataset(dataset_from_folder(args.data), args.val_fraction, args.seed, test=test)
-    config = TrainConfig(
-        strategy=args.strategy, head=args.head, unfreeze=args.unfreeze, epochs=args.epochs, head_epochs=args.head_epochs, batch_size=args.batch_size,
-        lr=args.lr, backbone_lr=args.backbone_lr, augment=args.augment, seed=args.seed, imagenet_init=args.imagenet_init,
-    )
-    result = train_model(common.load(args), splits, config)
+    backbone = common.load(args)
+    plan = plan_training(backbone, splits) if args.strategy == AUTO else None
+    given = {"unfreeze": args.unfreeze, "epochs": args.epochs, "head_epochs": args.head_epochs, "backbone_lr": args.backbone_lr,
+             "input_size": args.input_size}
+    given = {k: v for k, v in given.items() if v is not None}  # what the user set wins over the advisor's choice
+    common_fields = dict(head=args.head, batch_size=args.batch_size, lr=args.lr, seed=args.seed, imagenet_init=args.imagenet_init, **given)
+    if plan is not None:
+        config = plan.config(**common_fields, **({"augment": True} if args.augment else {}))
+    else:
+        config = TrainConfig(strategy=args.strategy, augment=args.augment, **common_fields)
+    result = train_model(backbone, splits, config)
     test_eval = evaluate(result.backbone, splits.test) if splits.test is not None and len(splits.test) else None
     out = str(save_model(result.backbone, args.out))
     data = {
@@ -65,9 +77,12 @@ def cmd_finetune(args):
         "train_seconds": round(result.seconds, 2),
         "out": out,
         "model": args.model,
-        "strategy": args.strategy,
-        "head": args.head if args.strategy != "classifier" else "imagenet",
-        "unfreeze": args.unfreeze if args.strategy == "finetune" else 0,
+        "strategy": config.strategy,
+        "strategy_requested": args.strategy,
+        "advice": plan.as_dict() if plan is not None else None,
+        "input_size": result.backbone.preprocess.input_size,
+        "head": args.head if config.strategy != "classifier" else "imagenet",
+        "unfreeze": config.unfreeze if config.strategy == "finetune" else 0,
         "epochs": len(result.history),
         "images": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test) if splits.test else 0},
         "split": "folders" if splits.given else f"stratified {args.val_fraction:g}",
@@ -85,8 +100,10 @@ def cmd_finetune(args):
     lines = [
         f"{len(splits.classes)} classes: {', '.join(splits.classes)}  "
         f"({data['images']['train']} train / {data['images']['val']} val / {data['images']['test']} test images)",
-        f"strategy {args.strategy}: {result.trainable_params:,} trainable, {result.frozen_params:,} frozen parameters",
+        f"strategy {config.strategy}: {result.trainable_params:,} trainable, {result.frozen_params:,} frozen parameters",
     ]
+    if plan is not None:
+        lines[1:1] = ["advisor (auto):"] + [f"  {r.text}" for r in plan.reasons]
     lines += [f"  epoch {h['epoch']:>3} {h['phase']:<6}  loss {h['train_loss']:.3f}  train {h['train_acc'] * 100:5.1f}%  val {h['val_acc'] * 100:5.1f}%" for h in data["history"]]
     lines += [f"  {c}: {m}" for c, m in result.class_map.items()]
     lines.append(f"validation accuracy {result.val.accuracy * 100:.1f}%" + (f", test accuracy {test_eval.accuracy * 100:.1f}%" if test_eval else ""))

@@ -9,6 +9,7 @@ Three ways, from the course:
 
     datasets     photos with their classes from a folder, a zip, uploads or a demo set; the split
     advisor      which strategy fits the dataset (four scenarios)
+    auto         strategy "auto": the advisor measures the domain (frozen features' separability) and plans the run
     augment      random resized crops and flips
     trainer      the training run (stoppable, live progress) and its result
     evaluation   accuracy, confusion matrix, accuracy per class
@@ -19,6 +20,17 @@ page can use it, and :func:`explain.models.export_model` writes it to one ``weig
 
 from explain.transfer.advisor import ADVICE_TEXT, STRATEGIES, Advice, advise, imagenet_rows_by_name
 from explain.transfer.augment import augmentation_preview, random_resized_crop
+from explain.transfer.auto import (
+    AUTO,
+    AUTO_TITLE,
+    REASONS,
+    STRATEGY_TITLES,
+    DomainEstimate,
+    Plan,
+    Reason,
+    estimate_domain,
+    plan_training,
+)
 from explain.transfer.datasets import (
     DEMO_SETS,
     DEMO_TITLES,
@@ -43,7 +55,7 @@ from explain.transfer.trainer import (
 )
 
 __all__ = [
-    "ADVICE_TEXT", "DEMO_SETS", "DEMO_TITLES", "STRATEGIES", "Advice", "EpochStats", "Evaluation", "ImageSet", "Splits",
+    "ADVICE_TEXT", "AUTO", "AUTO_TITLE", "REASONS", "STRATEGY_TITLES", "DomainEstimate", "Plan", "Reason", "estimate_domain", "plan_training", "DEMO_SETS", "DEMO_TITLES", "STRATEGIES", "Advice", "EpochStats", "Evaluation", "ImageSet", "Splits",
     "TrainConfig", "TrainResult", "Trainer", "advise", "augmentation_preview", "count_parameters", "dataset_from_folder",
     "dataset_from_uploads", "dataset_from_zip", "demo_dataset", "epoch_history", "evaluate", "imagenet_rows_by_name", "plan_parameters",
     "random_resized_crop", "split_dataset", "train_model",

@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from torch import nn
 from explain.errors import LensError
 from explain.images import normalize, prepare, to_tensor
 from explain.jobs import Progress, ProgressLog, StopSignal, stop_requested
-from explain.limits import MAX_EPOCHS
+from explain.limits import MAX_EPOCHS, MAX_STORED_SIDE
 from explain.models import (
     HEADS,
     Backbone,
@@ -32,6 +32,8 @@ from explain.transfer.advisor import STRATEGIES, imagenet_match, imagenet_rows_b
 from explain.transfer.augment import random_resized_crop
 from explain.transfer.datasets import Splits
 from explain.transfer.evaluation import Evaluation, evaluation
+
+SCHEDULES = ("constant", "cosine")
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -55,6 +57,10 @@ class TrainConfig:
     # a linear head starts from the network's own ImageNet weights when every class name is an ImageNet
     # class ("ants" -> ant): hymenoptera extract 96.7 % val instead of 94.1 % from a random head
     imagenet_init: bool = True
+    # "cosine": the learning rates of the main phase fall to 0 along half a cosine (few epochs end in a settled model)
+    schedule: str = "constant"
+    # the side the network sees the photos at (the whole photo, no centre crop); None: the backbone's own preprocessing
+    input_size: int | None = None
 
     def checked(self) -> TrainConfig:
         if self.strategy not in STRATEGIES:
@@ -71,6 +77,10 @@ class TrainConfig:
             raise LensError("The batch size must be 2 or more.")
         if not (self.lr > 0 and (self.backbone_lr is None or self.backbone_lr > 0)):
             raise LensError("Learning rates must be positive.")
+        if self.schedule not in SCHEDULES:
+            raise LensError(f"Unknown schedule '{self.schedule}'. Choose one of: {', '.join(SCHEDULES)}.")
+        if self.input_size is not None and not 32 <= self.input_size <= MAX_STORED_SIDE:
+            raise LensError(f"The input size must be between 32 and {MAX_STORED_SIDE} pixels.")
         return self
 
 
@@ -151,6 +161,8 @@ class Trainer:
             raise LensError("Start from a pretrained registry backbone, not from a model you trained.")
         self.base = backbone.base or backbone.name
         self.preprocess = backbone.preprocess
+        if self.config.input_size is not None:
+            self.preprocess = replace(self.preprocess, input_size=self.config.input_size, resize_size=self.config.input_size)
         self.device = backbone.device
         self.micro_batch = backbone.micro_batch
         self.splits = splits
@@ -310,7 +322,11 @@ class Trainer:
                 groups.append({"params": body_params, "lr": cfg.backbone_lr or cfg.lr / 10})
             optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
             phase = "blocks" if body_params else "head"
-            self._epochs(phase, cfg.epochs, self._trainable_forward, self._cache, optimizer, log, should_stop, start)
+            scheduler = None
+            if cfg.schedule == "cosine":
+                steps = max(1, cfg.epochs * math.ceil(len(self.splits.train) / cfg.batch_size))
+                scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+            self._epochs(phase, cfg.epochs, self._trainable_forward, self._cache, optimizer, log, should_stop, start, scheduler)
         self.seconds += time.perf_counter() - start
         return self.result()
 
@@ -334,7 +350,7 @@ class Trainer:
             out.append(run_modules(self.model, a.post, run_modules(self.model, a.tail, chunk).flatten(1)))
         return torch.cat(out)
 
-    def _epochs(self, phase, count, forward, inputs, optimizer, log: ProgressLog, should_stop: StopSignal, start) -> None:
+    def _epochs(self, phase, count, forward, inputs, optimizer, log: ProgressLog, should_stop: StopSignal, start, scheduler=None) -> None:
         """`count` epochs of `forward` on inputs["train"] (or augmented crops when absent), validated on inputs["val"]."""
         cfg = self.config
         labels = torch.tensor(self.splits.train.labels, device=self.device)
@@ -365,6 +381,8 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 self._step += 1
                 seen += len(idx)
                 loss_sum += float(loss.detach()) * len(idx)

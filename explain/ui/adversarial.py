@@ -1,4 +1,4 @@
-"""Widgets of the Adversarial lab: how a running attack is drawn."""
+"""Widgets of the Adversarial lab: how a running attack is drawn, and how its PNG fares in other pipelines."""
 
 from __future__ import annotations
 
@@ -23,3 +23,48 @@ def attack_view(targeted: bool) -> JobView:
         return fig
 
     return JobView(caption=caption, chart=chart)
+
+
+def family_labels() -> dict[str, str]:
+    """The view families of explain.adversarial.views, in the chosen language."""
+    return {
+        "own": t("this app (centre crop)"),
+        "torchvision": t("torchvision (Resize + CenterCrop)"),
+        "shifts": t("crop shifted by up to 2 px"),
+        "resize": t("resized ±4 px (OpenCV, PIL kernels)"),
+        "jpeg90": t("re-saved as JPEG (quality 90)"),
+    }
+
+
+def robustness_panel(result) -> None:
+    """How the saved PNG fares in other pipelines' views: one bar per family, and the counts in words."""
+    import streamlit as st
+
+    robust = result.robust
+    if robust is None:
+        return
+    st.subheader(t("Does it hold in other pipelines?"))
+    families = list(robust.views)
+    shares = robust.share()
+    labels = family_labels()
+    names = [labels.get(f, f) for f in families]
+    fig = go.Figure(
+        go.Bar(
+            x=[shares[f] * 100 for f in families], y=names, orientation="h",
+            text=[f"{robust.fooled[f]}/{robust.views[f]}" for f in families], textposition="auto",
+            marker_color=["#54A24B" if shares[f] == 1 else "#F58518" if shares[f] > 0 else "#E45756" for f in families],
+        )
+    )
+    fig.update_layout(
+        height=60 + 34 * len(families), margin={"l": 10, "r": 10, "t": 10, "b": 30},
+        xaxis_range=[0, 100], xaxis_title=t("views that give the goal (%)"), yaxis_autorange="reversed",
+    )
+    st.plotly_chart(fig, width="stretch", key="adv_robust")
+    st.caption(
+        t(
+            "It fools the network in {s}/{n} shifted views and in {r}/{m} resized ones. "
+            "Another program that opens the PNG may crop it a pixel further or resize it with another kernel: "
+            "an attack made for one exact crop often fails there.",
+            s=robust.fooled["shifts"], n=robust.views["shifts"], r=robust.fooled.get("resize", 0), m=robust.views.get("resize", 0),
+        )
+    )

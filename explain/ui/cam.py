@@ -24,17 +24,30 @@ from explain.models import Backbone
 from explain.ui.classroom import url_state
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
+from explain.ui.jobs import heavy_job
 from explain.ui.limits import limits_caption, samples_limit
 from explain.ui.session import cached
 
+SLOW_METHODS = ("scorecam", "ablationcam", "occlusion", "integrated_gradients")  # hundreds of forward passes per map
 MAPS_KEPT = 24  # class maps: small, and a moved slider or a page switch comes back to them
 LAYER_LISTS_KEPT = 4
 
 METHOD_HELP = {
     "gradcam": "Grad-CAM: the channels of one layer, weighted by how much they raise the class score (mean gradient).",
     "gradcampp": "Grad-CAM++: like Grad-CAM, with weights that count every positive location; better when a class appears several times.",
+    "xgradcam": "XGrad-CAM: like Grad-CAM, each channel's gradient weighted by where the channel is active.",
+    "layercam": "Layer-CAM: every location keeps its own positive gradient, so even early layers give sharp maps.",
+    "hirescam": "HiRes-CAM: gradient times activation at every location, nothing averaged away: the map shows exactly what the layer adds to the score.",
+    "scorecam": "Score-CAM: no gradients; each channel masks the photo and the class score of the masked photo is its weight. One forward pass per channel: slow.",
+    "ablationcam": "Ablation-CAM: no gradients; each channel is switched off in turn and the score it loses is its weight.",
+    "eigencam": "Eigen-CAM: the main pattern (first principal component) of the layer: the same map whatever class you ask for.",
+    "counterfactual": "Counterfactual: Grad-CAM with the gradient's sign flipped: where the evidence against the class is (empty when nothing argues against it).",
     "saliency": "Gradient saliency: how much each pixel changes the class score. Sharp but noisy.",
     "smoothgrad": "SmoothGrad: gradient saliency averaged over noisy copies of the photo, so the noise cancels out.",
+    "integrated_gradients": "Integrated gradients: gradients summed along a path from a black image to the photo; black pixels get no credit.",
+    "occlusion": "Occlusion: a grey patch slides over the photo; where it makes the score drop, the network looked.",
+    "guided_backprop": "Guided backprop: only positive gradients flow back; crisp edges, but nearly the same for every class.",
+    "guided_gradcam": "Guided Grad-CAM: guided backprop's sharp edges, kept only where Grad-CAM finds the class.",
 }
 
 
@@ -49,14 +62,14 @@ class CamSettings:
     samples: int = 16
 
 
-def _model_key(backbone: Backbone) -> tuple[str, int, float]:
+def model_key(backbone: Backbone) -> tuple[str, int, float]:
     # the head's last parameter changes with any training step, so a model trained in place is not served old maps
     last = next(iter(reversed(list(backbone.model.parameters()))), None)
     return backbone.name, id(backbone.model), float(last.detach().float().sum()) if last is not None else 0.0
 
 
 def _layers(backbone: Backbone) -> tuple[list, str]:
-    return cached("cam_layers", _model_key(backbone), lambda: (map_layers(backbone), default_layer(backbone)), LAYER_LISTS_KEPT)
+    return cached("cam_layers", model_key(backbone), lambda: (map_layers(backbone), default_layer(backbone)), LAYER_LISTS_KEPT)
 
 
 def layer_choices(backbone: Backbone, only_main: bool = True) -> tuple[list[str], str]:
@@ -92,6 +105,10 @@ def cam_controls(backbone: Backbone, key: str, show_layer: bool = True) -> CamSe
             # the photo was being replaced): it must be the value the server uses, or box and map disagree
             layer = c2.selectbox(t("Layer"), names, index=names.index(current), key=state_key, help=t("Deeper layers: coarser maps that know more about the class."))
             c2.toggle(t("All layers"), key=f"{key}_all_layers")
+            more = c2.multiselect(t("Average with the layers"), [n for n in names if n != layer], key=f"{key}_more_layers",
+                                  help=t("The maps of several layers, each scaled to 0…1, averaged: coarse where deep, sharp where early."))
+            if more:
+                layer = "+".join([layer, *more])
     samples = 16
     if method == "smoothgrad":
         samples = c2.slider(t("Noisy copies"), 2, MAX_SMOOTHGRAD_SAMPLES, 16, key=f"{key}_samples")
@@ -112,24 +129,27 @@ def _as_input(backbone: Backbone, image: np.ndarray | torch.Tensor) -> tuple[np.
     return prepared.cropped, prepared.tensor
 
 
-def _digest(x: torch.Tensor) -> str:
+def pixels_digest(x: torch.Tensor) -> str:
     return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings, top_k: int = 1) -> CamResult:
     """compute_cam, remembered in this session for the same model, pixels, targets and method."""
     key = (
-        *_model_key(backbone), _digest(x01), repr(targets), top_k, settings.method,
+        *model_key(backbone), pixels_digest(x01), repr(targets), top_k, settings.method,
         settings.layer if settings.method in LAYER_METHODS else None, settings.samples if settings.method == "smoothgrad" else 0,
     )
-    return cached(
-        "cam_cache",
-        key,
-        lambda: compute_cam(
-            backbone, x01, targets, method=settings.method, layer=settings.layer, top_k=top_k, samples=settings.samples
-        ),
-        MAPS_KEPT,
-    )
+
+    def build() -> CamResult:
+        def run() -> CamResult:
+            return compute_cam(backbone, x01, targets, method=settings.method, layer=settings.layer, top_k=top_k, samples=settings.samples)
+
+        if settings.method not in SLOW_METHODS:
+            return run()
+        with heavy_job(t(CAM_METHODS[settings.method])), st.spinner(t("Hundreds of forward passes: this takes a while on a CPU…")):
+            return run()
+
+    return cached("cam_cache", key, build, MAPS_KEPT)
 
 
 def _caption(result: CamResult, k: int) -> str:

@@ -12,9 +12,11 @@ students straight to the same view. Every page uses the same parameter names:
     class      class index                               Ideal images, Adversarial, Grad-CAM
     preset     preset name                               Ideal images, Adversarial
     method     method name                               Adversarial (attack), Grad-CAM, Transfer (strategy)
+    channels   thumbnails per layer, 1..16               Network overview
+    y, x       a position in the enlarged channel        Feature maps (the neuron explained)
 
 `url_state(param, key, default, options)` before a keyed widget does both directions; the page-specific
-parameters (layer, channel, class, preset, method) are dropped from the URL when the user switches page.
+parameters (PAGE_PARAMS) are dropped from the URL when the user switches page.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import streamlit as st
 from explain.ui.i18n import LANGUAGES, language, t
 
 LESSONS_DIR = Path(__file__).resolve().parents[2] / "assets" / "lessons"
-PAGE_PARAMS = ("layer", "channel", "class", "preset", "method")
+PAGE_PARAMS = ("layer", "channel", "class", "preset", "method", "channels", "y", "x")
 
 PRESENTER_CSS = """
 <style>

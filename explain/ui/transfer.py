@@ -13,16 +13,22 @@ from plotly.subplots import make_subplots
 
 from explain.errors import LensError
 from explain.jobs import Progress
+from explain.models import Backbone
 from explain.transfer import (
+    ADVICE_TEXT,
     DEMO_SETS,
     DEMO_TITLES,
+    REASONS,
+    STRATEGIES,
     ImageSet,
+    Plan,
     Splits,
     TrainResult,
     dataset_from_uploads,
     dataset_from_zip,
     demo_dataset,
     epoch_history,
+    plan_training,
 )
 from explain.ui.backbones import add_weights_backbone, custom_backbones
 from explain.ui.classroom import kept_value
@@ -271,3 +277,24 @@ def dataset_overview(dataset: ImageSet) -> None:
             members = [img for img, lab in zip(dataset.images, dataset.labels) if lab == label][:8]
             st.markdown(t("Class: {name}", name=f"**{cls}**"))
             st.image(members, width=96)
+
+
+def advisor_panel(backbone: Backbone, splits: Splits) -> Plan | None:
+    """The advisor's plan for this dataset (measured once per dataset and split) and why, in words; None after an error."""
+    key = (backbone.name, splits.classes, splits.train.names, splits.val.names)
+    plan = run_safely(cached, "tl_plan", key, lambda: plan_training(backbone, splits), 2)
+    if plan is None:
+        return None
+    advice = plan.advice
+    size_word = t("large") if advice.scenario.startswith("large") else t("small")
+    sim_word = t("similar") if plan.estimate.similar else t("different")
+    reasons = "\n".join("- " + t(REASONS[r.key], **r.values) for r in plan.reasons)
+    st.info(
+        t("Scenario: **{size}** dataset ({n} photos in the smallest class), **{sim}** domain. Recommended: **{strategy}**.",
+          size=size_word, n=advice.per_class, sim=sim_word, strategy=t(STRATEGIES[advice.strategy]))
+        + "\n\n" + t(ADVICE_TEXT[advice.scenario]) + "\n\n" + t("Why the automatic choice does this:") + "\n" + reasons
+    )
+    if advice.imagenet_classes:
+        st.caption(t("These classes already exist in ImageNet, so the pretrained classifier can be tried as it is: {names}",
+                     names=", ".join(advice.imagenet_classes)))
+    return plan

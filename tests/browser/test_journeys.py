@@ -91,8 +91,8 @@ def test_a_zip_with_its_own_split_shows_and_trains_the_advised_strategy(server, 
     page.get_by_text(re.compile(r"Recommended: ")).first.wait_for()
     settle(page)
     main = _main(page).inner_text()
-    recommended = re.search(r"Recommended: (.+?)\.", main).group(1)
-    assert _checked(page, "Strategy") == [recommended]
+    assert re.search(r"Recommended: (.+?)\.", main) and "Why the automatic choice does this:" in main
+    assert _checked(page, "Strategy") == ["Automatic (advisor)"]  # preselected: the advisor's plan
     assert "Share of each class kept for validation" not in main  # the folders gave the split
     assert_no_exception(page)
 

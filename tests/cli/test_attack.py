@@ -11,11 +11,13 @@ from ..conftest import GOLDEN_RETRIEVER
 
 
 def test_cli_attack_writes_pngs_that_classify_as_the_target(capsys, tmp_path, chelsea_png, lite0):
-    code = main(["attack", str(chelsea_png), "--target", "golden retriever", "--steps", "10", "--out-dir", str(tmp_path), "--json"])
+    code = main(["attack", str(chelsea_png), "--target", "golden retriever", "--out-dir", str(tmp_path), "--json"])
     out, _ = capsys.readouterr()
     assert code == 0
     (record,) = json.loads(out)
-    assert {"file", "out", "success", "before", "after", "linf", "l2", "psnr", "ssim", "seconds"} <= set(record)
+    assert {"file", "out", "success", "before", "after", "linf", "l2", "psnr", "ssim", "seconds", "robust", "views_checked"} <= set(record)
+    assert record["views_checked"] == {"own": 1, "torchvision": 1, "shifts": 25, "resize": 8, "jpeg90": 1}
+    assert record["robust"]["own"] == 1.0 and record["robust"]["shifts"] >= 0.8
     assert record["success"] and record["after"][0]["index"] == GOLDEN_RETRIEVER and record["linf"] <= 2
     assert set(record["before"][0]) == {"index", "label", "prob"}
     code = main(["classify", record["out"], "--json", "--topk", "1"])

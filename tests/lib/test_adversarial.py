@@ -31,7 +31,7 @@ def reread(image: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def targeted(lite0, chelsea):
-    (result,) = attack_images(lite0, [chelsea], AttackSettings(eps=2, steps=10), target=GOLDEN_RETRIEVER)
+    (result,) = attack_images(lite0, [chelsea], AttackSettings(eps=2), target=GOLDEN_RETRIEVER)
     return result
 
 
@@ -69,7 +69,7 @@ def test_untargeted_attack_changes_the_prediction(lite0, chelsea, method):
 
 
 def test_mifgsm_with_tv_penalty_is_smoother(lite0, chelsea):
-    base = AttackSettings(method="mifgsm", eps=4, steps=4, diversity=0.0, confidence=0.99)
+    base = AttackSettings(method="mifgsm", eps=4, steps=4, diversity=0.0, confidence=0.99, views=0)
     (rough,) = attack_images(lite0, [chelsea], base)
     (smooth,) = attack_images(lite0, [chelsea], AttackSettings(**{**base.__dict__, "tv_weight": 1.0}))
     tv = [float(total_variation(torch.from_numpy(r.perturbation).permute(2, 0, 1)[None].float())) for r in (rough, smooth)]

@@ -367,3 +367,59 @@ def replace_classes(ds: T.ImageSet, classes: tuple[str, ...]) -> T.ImageSet:
     from dataclasses import replace
 
     return replace(ds, classes=classes)
+
+
+# --- strategy "auto": the advisor measures the domain itself ---------------------------------------
+def test_nearest_mean_accuracy_tells_separable_features_from_mixed_ones():
+    from explain.transfer.auto import nearest_mean_accuracy
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(10)
+    centres = torch.randn(3, 16, generator=gen) * 5
+    apart = centres[labels] + torch.randn(30, 16, generator=gen)
+    assert nearest_mean_accuracy(apart, labels) == 1.0
+    mixed = torch.randn(30, 16, generator=gen)  # the same distribution for every class
+    assert nearest_mean_accuracy(mixed, labels) < 0.6
+    # leave-one-out: a photo may not vote for its own class through its own features; features that share
+    # nothing with their class (orthogonal) would score 1.0 against class means that include them, and score a tie here
+    assert nearest_mean_accuracy(torch.eye(10), torch.tensor([0] * 5 + [1] * 5)) == 0.5
+
+
+@pytest.fixture(scope="module")
+def noise_splits() -> T.Splits:
+    """Two classes of the same random noise at 48 px: no feature can tell them apart (a domain far from ImageNet)."""
+    rng = np.random.default_rng(3)
+    images = tuple(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(24))
+    return T.split_dataset(T.ImageSet(("a", "b"), images, (0, 1) * 12, tuple(f"{i}.png" for i in range(24))), 0.25)
+
+
+def test_advisor_measures_the_domain_and_plans_extract_or_finetune(small, splits, noise_splits):
+    textures = T.plan_training(small, splits)
+    assert textures.estimate.similar and textures.estimate.probe_accuracy >= 0.9 and 0 < textures.estimate.confidence <= 1
+    assert textures.strategy == "extract" and textures.input_size is None  # 96 px photos, 128 px network: less than 1.5x
+    noise = T.plan_training(small, noise_splits)
+    assert not noise.estimate.similar and noise.estimate.probe_accuracy < 0.8
+    assert (noise.strategy, noise.unfreeze) == ("finetune", 2) and noise.head_epochs > 0 and noise.backbone_lr
+    assert noise.input_size == 96  # 48 px photos are blown up 1.5x (to a multiple of 32), not to the network's 128
+    for plan in (textures, noise):
+        info = plan.as_dict()
+        assert info["strategy"] == plan.strategy and len(info["reasons"]) == len(plan.reasons) >= 3
+        assert all(isinstance(r, str) and "{" not in r for r in info["reasons"])
+    assert any("under 90%" in r for r in noise.as_dict()["reasons"])
+    assert any("at least 90%" in r for r in textures.as_dict()["reasons"])
+    config = noise.config(seed=2, epochs=1)
+    assert (config.strategy, config.unfreeze, config.input_size, config.seed, config.epochs, config.augment) == ("finetune", 2, 96, 2, 1, False)
+    assert (config.schedule, textures.config().schedule) == ("cosine", "constant")
+
+
+def test_a_planned_input_size_trains_and_exports_at_that_size(small, noise_splits):
+    config = T.TrainConfig("finetune", unfreeze=1, epochs=1, head_epochs=1, batch_size=8, input_size=64)
+    trainer = T.Trainer(small, noise_splits, config)
+    trainer.prepare_features()
+    assert trainer._cache["train"].shape[-1] == 64 // 32  # lite0 divides by 32 before its last blocks
+    result = trainer.train()
+    pp = result.backbone.preprocess
+    assert (pp.input_size, pp.resize_size) == (64, 64) and small.preprocess.input_size == 128
+    assert T.evaluate(result.backbone, noise_splits.val).accuracy == result.val.accuracy
+    with pytest.raises(LensError, match="input size"):
+        T.TrainConfig(input_size=4000).checked()

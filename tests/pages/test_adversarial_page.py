@@ -18,6 +18,11 @@ def test_adversarial_page_fools_the_network_and_offers_the_png():
     assert result.success and result.after[0].index == GOLDEN_RETRIEVER
     assert any("golden retriever" in s.value for s in at.success)
     assert any("amplified ×" in str(img.proto) for img in at.get("image"))
+    # the PNG judged in other pipelines' views, in the numbers the library counted
+    robust = result.robust
+    assert robust is not None and robust.views["shifts"] == 25
+    said = f"It fools the network in {robust.fooled['shifts']}/25 shifted views and in {robust.fooled['resize']}/8 resized ones."
+    assert any(said in c.value for c in at.caption)
     at.selectbox(key="adv_second").set_value("efficientnet_lite1")
     at.button(key="adv_check").click().run()
     assert not at.exception and at.session_state["adv_transfer"][1] == "efficientnet_lite1"

@@ -64,3 +64,60 @@ def test_cam_widgets_work_for_own_classes_and_tensors():
     assert captions[1].startswith(f"wrong · {at.session_state['coffee_top1']} · ")
     assert len([c for c in captions if not c.startswith(("right", "wrong"))]) == 3  # the panel: top-3 classes
     assert at.selectbox(key="gallery_layer").value == "bn2"
+
+
+def test_trust_panel_and_layer_sweep_in_korean_and_for_my_model():
+    """The "Can I trust this map?" panel: one click gives the headline, the table and the sanity strips; then the sweep."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.query_params.update({"lang": "ko"})
+    at.run()
+    at.switch_page("lessons/5_Grad-CAM.py").run()
+    assert not at.exception
+    assert at.multiselect(key="gc_trust_methods").value == ["gradcam"]
+    at.toggle(key="gc_trust_road").set_value(False).run()
+    at.button(key="gc_trust_start").click().run()
+    assert not at.exception
+    texts = [m.value for m in at.markdown]
+    assert any("무작위 맵은" in x for x in texts)  # "a random map needs …" in Korean
+    assert len(at.dataframe) == 1
+    strips = [c for c in _captions(at) if "SSIM" in c]
+    assert len(strips) == 10  # one map per randomised block of EfficientNet-Lite0
+    at.button(key="gc_sweep_start").click().run()
+    assert not at.exception
+    assert len([c for c in _captions(at) if c.startswith("bn2 · ")]) == 1
+
+
+def _my_model_trust_script():
+    import copy
+
+    import streamlit as st
+    import torch
+    from torch import nn
+
+    from explain.images import prepare, sample_image
+    from explain.models import Backbone
+    from explain.ui.backbones import cached_backbone
+    from explain.ui.cam import CamSettings
+    from explain.ui.trust import trust_panel
+
+    base = cached_backbone("efficientnet_lite0")
+    model = copy.deepcopy(base.model)
+    torch.manual_seed(0)
+    model.classifier = nn.Linear(model.classifier.in_features, 2)
+    mine = Backbone("my_model", model.eval(), ["ants", "bees"], base.preprocess, base.device, "trained", base="efficientnet_lite0")
+    prepared = prepare(sample_image("chelsea"), mine.preprocess)
+    st.session_state.setdefault("t_road", False)
+    trust_panel(mine, prepared.tensor, prepared.cropped, 1, CamSettings(method="gradcampp"), key="t")
+
+
+def test_trust_panel_for_my_model():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_my_model_trust_script, default_timeout=600).run()
+    assert not at.exception
+    at.button(key="t_start").click().run()
+    assert not at.exception
+    assert any("bees" in m.value and "random map needs" in m.value for m in at.markdown)
+    assert any("ants (a random class)" in c for c in _captions(at))

@@ -16,7 +16,7 @@ from ..i18n_extract import extract, korean_table
 
 TIMEOUT = 180
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-LESSONS = ["classify", "feature_maps", "ideal_images", "adversarial", "transfer_learning", "grad_cam"]
+LESSONS = ["classify", "network_overview", "feature_maps", "ideal_images", "adversarial", "transfer_learning", "grad_cam"]
 
 
 def lesson_page_paths() -> list[str]:
@@ -58,7 +58,8 @@ def _fields(text: str) -> set[str]:
 
 
 # Method and device names Korean classes also write in Latin letters.
-NAMES_KEPT = {"CPU", "Grad-CAM++", "SmoothGrad", "FGSM", "PGD", "MI-FGSM", "PSNR", "SSIM"}
+NAMES_KEPT = {"CPU", "Grad-CAM++", "SmoothGrad", "FGSM", "PGD", "MI-FGSM", "PSNR", "SSIM",
+              "XGrad-CAM", "Layer-CAM", "HiRes-CAM", "Score-CAM", "Ablation-CAM", "Eigen-CAM"}
 
 
 def test_korean_entries_keep_the_format_fields_and_are_korean():

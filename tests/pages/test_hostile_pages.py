@@ -21,6 +21,7 @@ from ..conftest import ROOT
 TIMEOUT = 180
 PAGES = {  # page: a widget its last section draws, so the page was run to its end
     "lessons/1_Classify.py": ("selectbox", "classify_interp"),
+    "lessons/1_Network_overview.py": ("selectbox", "ov_pick"),
     "lessons/2_Feature_maps.py": ("selectbox", "fm_deep"),
     "lessons/3_Ideal_images.py": ("button", "ideal_run"),
     "lessons/4_Adversarial.py": ("button", "adv_run"),
@@ -29,10 +30,10 @@ PAGES = {  # page: a widget its last section draws, so the page was run to its e
 }
 GARBAGE = {
     "numbers": {"class": "99999", "channel": "-1", "layer": "blocks.99", "sample": "42", "backbone": "1000",
-                "preset": "0", "method": "-5", "lang": "1", "presenter": "2"},
+                "preset": "0", "method": "-5", "lang": "1", "presenter": "2", "channels": "999", "y": "-3", "x": "100000"},
     "names": {"class": "not-a-class", "channel": "abc", "layer": "../../etc/passwd", "sample": "../../etc/passwd",
               "backbone": "<script>alert(1)</script>", "preset": "fastest", "method": "deepdream", "lang": "xx",
-              "presenter": "maybe"},
+              "presenter": "maybe", "channels": "many", "y": "1e9", "x": "../x"},
 }
 
 
@@ -66,7 +67,7 @@ def test_a_garbage_link_opens_the_page_with_defaults(page, garbage):
         widget = _widget(at, key)
         if widget is not None:
             assert 0 <= widget.value < 1000
-    for key in ("fm_channel", "ideal_channel"):
+    for key in ("fm_channel", "ideal_channel", "fm_y", "fm_x"):
         widget = _widget(at, key)
         if widget is not None:
             assert widget.min <= widget.value <= widget.max
@@ -75,7 +76,9 @@ def test_a_garbage_link_opens_the_page_with_defaults(page, garbage):
         widget = _widget(at, key)
         if widget is not None:
             assert widget.value in allowed
-    if page.endswith(("Classify.py", "Feature_maps.py", "Grad-CAM.py", "Adversarial.py")):
+    if page.endswith("Network_overview.py"):
+        assert at.slider(key="ov_channels").value == 6 and at.query_params["channels"] == "6"
+    if page.endswith(("Classify.py", "Network_overview.py", "Feature_maps.py", "Grad-CAM.py", "Adversarial.py")):
         assert at.selectbox(key="image_sample").value == "chelsea"
 
 

@@ -12,10 +12,14 @@ def test_transfer_page_trains_and_my_model_serves_other_pages():
     assert not at.exception
     at.slider(key="tl_demo_n").set_value(8).run()
     at.number_input(key="tl_epochs").set_value(4).run()
-    assert at.radio(key="tl_strategy").value == "extract"  # the advisor's choice for a small, similar set
+    assert at.radio(key="tl_strategy").value == "auto"  # preselected: the advisor's plan
+    info = " ".join(i.value for i in at.info)
+    # it measured the textures itself: a frozen backbone already tells them apart, so only a new head is trained
+    assert "Recommended: **Feature extractor" in info and "Why the automatic choice does this:" in info and "features put" in info and "192 pixels" in info
     at.button(key="tl_train").click().run()
     assert not at.exception
     result = at.session_state["tl_result"]
+    assert result.config.strategy == "extract"
     assert len(result.history) == 4 and result.val.accuracy >= 0.8
     assert "my model" in at.session_state["custom_backbones"]
     assert any("Validation accuracy" in m.label for m in at.metric)
@@ -48,7 +52,7 @@ def test_a_zip_with_train_and_val_folders_uses_them_and_mixes_the_classes_in_the
     assert not at.exception
     assert not [s for s in at.slider if s.key == "tl_val_frac"]  # the folders fixed the split: no share to choose
     assert any("the folders gave the split" in c.value for c in at.caption)
-    assert at.radio(key="tl_strategy").value == "extract"
+    assert at.radio(key="tl_strategy").value == "auto"
     at.number_input(key="tl_epochs").set_value(2).run()
     at.button(key="tl_train").click().run()
     assert not at.exception
