@@ -113,8 +113,9 @@ def attack_batch(
     crops: (N, 3, S + 2m, S + 2m) in [0, 1] holding uint8 values (k/255): the network-input crops of side
     S = backbone.preprocess.input_size with a margin m that the attack may change too; goal: (N,) target
     classes (targeted) or the classes to move away from. With settings.views > 0 every step averages the
-    gradient over that many random views of each canvas (shifted by up to the margin, slightly rescaled,
-    and with settings.jpeg some through JPEG), and an image counts as at its goal only when every view is. Images that reach their goal leave the batch early.
+    gradient over that many views of each canvas: the exact centre crop (from 2 views on) and random ones
+    (shifted by up to the margin, some slightly rescaled, with settings.jpeg some through JPEG). An image is
+    at its goal only when every view leads by VIEW_MARGIN; images at their goal leave the batch early.
     A long job (explain.jobs): callback(progress) after every step, with metrics "goal_prob" (the goal's
     probability, mean over the batch) and "reached" (images at their goal); should_stop ends it early.
     """
