@@ -4,7 +4,7 @@
     .venv/bin/python bench/adversarial_views.py tune 16 '{"views": 0, "steps": 10}'
 
 part: tune (photos 1-50), holdout (51-100) or all; then how many; then AttackSettings fields as JSON.
-Target: the lab's default (tabby; golden retriever for a cat). One thread. Prints one JSON line: success per
+Target: the lab's default (tabby; golden retriever for a cat). One thread (BENCH_THREADS=2 for both cores). Prints one JSON line: success per
 view family of explain.adversarial.views (mean share of views), the share of photos fooled in all 25 shifted
 crops, mean steps and seconds per image (attack, then the view check).
 """
@@ -27,7 +27,7 @@ from explain.images import decode_image, encode_png, read_image  # noqa: E402
 from explain.models import load_backbone  # noqa: E402
 
 torch.manual_seed(0)
-torch.set_num_threads(1)
+torch.set_num_threads(int(__import__("os").environ.get("BENCH_THREADS", "1")))
 folder = ROOT.parent / "shared" / "datasets" / "imagenet-samples"
 rows = list(csv.DictReader(open(folder / "labels.csv")))
 part = sys.argv[1]

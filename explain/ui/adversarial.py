@@ -51,7 +51,9 @@ def robustness_panel(result) -> None:
     fig = go.Figure(
         go.Bar(
             x=[shares[f] * 100 for f in families], y=names, orientation="h",
-            text=[f"{robust.fooled[f]}/{robust.views[f]}" for f in families], textposition="auto",
+            # a short bar has no room inside: its count goes beside it (a zero would otherwise leave the row blank)
+            text=[f"{robust.fooled[f]}/{robust.views[f]}" for f in families],
+            textposition=["inside" if shares[f] >= 0.2 else "outside" for f in families], cliponaxis=False,
             marker_color=["#54A24B" if shares[f] == 1 else "#F58518" if shares[f] > 0 else "#E45756" for f in families],
         )
     )

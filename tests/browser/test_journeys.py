@@ -170,3 +170,31 @@ def test_a_weights_file_with_code_is_refused_under_its_own_name_in_plain_words(s
     assert "weights_only" not in text and "Re-running" not in text  # no PyTorch advice to load it unsafely
     assert "읽을 수 없습니다" in text and "Could not" not in text  # all of it in Korean
     assert not os.path.exists(marker)  # nothing in the file ran
+
+
+_BAR_LABELS = """plots => plots.map(p => ({
+    y: Array.from((p._fullData && p._fullData[0] && p._fullData[0].y) || []).map(String),
+    drawn: Array.from(p.querySelectorAll("text.bartext")).map(e => e.textContent),
+}))"""
+
+
+def test_every_pipeline_s_count_is_written_on_the_robustness_chart_a_zero_one_too(server, page):
+    """Chelsea → golden retriever with the lab's defaults: JPEG 90 undoes it (0/1). A bar of length 0 had no room for
+    its text, so that row was blank: a student could not tell "none" from "not checked"."""
+    page.goto(f"{server}/Adversarial")
+    page.locator("h1").first.wait_for()
+    settle(page)
+    page.get_by_role("button", name="Attack").click()
+    page.get_by_text("Does it hold in other pipelines?").wait_for(timeout=600_000)
+    settle(page)
+    chart = page.locator(".js-plotly-plot").filter(has_text="views that give the goal")
+    for _ in range(50):
+        read = chart.evaluate_all(_BAR_LABELS)
+        if read and read[0]["drawn"]:
+            break
+        page.wait_for_timeout(200)
+    families, drawn = read[0]["y"], read[0]["drawn"]
+    assert len(families) == 5 and len(drawn) == len(families), read
+    assert all(re.fullmatch(r"\d+/\d+", text) for text in drawn), drawn
+    assert any(text.startswith("0/") for text in drawn), drawn  # the case this test is about happened
+    assert_no_exception(page)
