@@ -15,6 +15,7 @@ LESSONS = [
     ("lessons/1_Classify.py", "Classify", "🏷️", "What does the network think this photo shows? Every preprocessing step, then the top-5 classes."),
     ("lessons/1_Network_overview.py", "Network overview", "🗺️", "The whole network for your photo in one picture: every main layer's strongest channels, from the input to the class scores."),
     ("lessons/2_Feature_maps.py", "Feature maps", "🧩", "Walk from the first convolution (edges, colours) to the last block (parts, textures), channel by channel."),
+    ("lessons/2_Channel_microscope.py", "Channel microscope", "🔬", "What does one channel look for? The photos of a whole set that excite it most, cut to what it can see, and its ideal image."),
     ("lessons/3_Ideal_images.py", "Ideal images", "✨", "Start from noise and change the picture until the network is sure it sees a cat: the course recipe and a clearer one."),
     ("lessons/4_Adversarial.py", "Adversarial lab", "🎭", "Nudge a photo's pixels by two grey levels until the network calls a cat a dog; a person sees no change."),
     ("lessons/5_Grad-CAM.py", "Grad-CAM", "🔥", "Where did the network look to decide? Grad-CAM, Grad-CAM++ and saliency maps over the photo."),

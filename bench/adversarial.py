@@ -254,7 +254,10 @@ def main() -> None:
         "images": len(images),
     }
     if not args.no_targeted:
-        runs = [targeted_pgd(backbone, images, labels, args, k) for k in args.target_rules.split(",")]
+        runs = []
+        for rule in args.target_rules.split(","):
+            runs.append(targeted_pgd(backbone, images, labels, args, rule))
+            print(json.dumps(runs[-1]), file=sys.stderr)  # each part as it ends: a long run cut short keeps what it did
         result["targeted_pgd"] = runs[0]
         if len(runs) > 1:
             attacks = len(runs) * len(images)

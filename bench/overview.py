@@ -17,7 +17,6 @@ import os
 import platform
 import random
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from bench.timing import ms_summary  # noqa: E402
+from bench.timing import in_thread, ms_summary  # noqa: E402
 from explain.featuremaps import record_image  # noqa: E402
 from explain.images import SAMPLES, prepare, sample_image  # noqa: E402
 from explain.models import load_backbone  # noqa: E402
@@ -39,16 +38,6 @@ def timed(fn, *args) -> tuple[float, object]:
     start = time.perf_counter()
     out = fn(*args)
     return (time.perf_counter() - start) * 1000, out
-
-
-def in_thread(fn):
-    """fn() in a worker thread, as Streamlit runs a page (on a busy 2-core machine the main thread's OpenMP team
-    spin-waits: a forward pass measured there took 4.4 s against 0.1 s in a worker thread, same process)."""
-    out = {}
-    worker = threading.Thread(target=lambda: out.update(value=fn()))
-    worker.start()
-    worker.join()
-    return out["value"]
 
 
 def page_runs(rounds: int) -> tuple[list[float], list[float]]:

@@ -3,11 +3,14 @@
 For each photo (labels.csv: file,class_index,class_name), the labelled class: deletion and insertion AUC
 (blur fill, 16 steps), ROAD, the same for random maps, cascading randomisation (Spearman and SSIM after every
 block) and class sensitivity, with the seconds each method took per image (all of it: map, curves, checks).
+The photos run in a fixed shuffled order (any prefix is a sample of the set), results saved after each.
 Score-CAM, Ablation-CAM, occlusion and integrated gradients cost hundreds of forward passes per map, and the
-randomisation check makes ten maps more: on a CPU they run on --heavy-images photos only, and without the
-randomisation check unless --heavy-sanity.
+randomisation check makes ten maps more: they run on every --heavy-every-th photo, without the randomisation
+check unless --heavy-sanity; SmoothGrad (16 noisy copies per map) on every --smoothgrad-every-th photo.
+--until HH:MM (UTC) starts no new photo after that time, so a run fits a time slot.
 
-    python bench/trust.py [--images 5] [--heavy-images 2] [--methods all]
+    python bench/trust.py [--images 100] [--until 13:50] [--methods all] [--threads 1]
+    python bench/trust.py --road-speed 5     # ROAD: the exact (factorised) against the fast imputation
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +37,7 @@ from explain.models import load_model  # noqa: E402
 from explain.trust import trust_report  # noqa: E402
 
 HEAVY = ("scorecam", "ablationcam", "occlusion", "integrated_gradients")
+MEDIUM = ("smoothgrad",)
 
 
 def _mean(values) -> float | None:
@@ -84,15 +90,74 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def road_speed(backbone, data: Path, rows: list[dict], methods: list[str], threads: int, out: Path) -> None:
+    """Per photo: ROAD's imputations solved exactly (sparse LU, the old way) and fast (multigrid CG), for the
+    random map and each method's map: seconds (process CPU time, one thread) and the largest differences."""
+    from explain.cam import compute_cam
+    from explain.trust.faithfulness import ROAD_FRACTIONS, linear_impute, pixel_order, random_map, road_curve
+
+    records = []
+    for row in rows:
+        x = prepare(read_image(data / row["file"]), backbone.preprocess).tensor
+        target = int(row["class_index"])
+        maps = {"random": random_map(tuple(x.shape[2:]))}
+        maps.update({m: compute_cam(backbone, x, target, method=m).maps[0] for m in methods})
+        image = x[0].double().numpy()
+        h, w = image.shape[1:]
+        for name, cam_map in maps.items():
+            order = pixel_order(cam_map)
+            solve = {"exact": 0.0, "fast": 0.0}
+            diff = 0.0
+            start = None
+            for f in ROAD_FRACTIONS:
+                removed = np.zeros(h * w, bool)
+                removed[order[: round(f * h * w)]] = True
+                removed = removed.reshape(h, w)
+                t0 = time.process_time()
+                exact = linear_impute(image, removed, 0.0, np.random.default_rng(0), exact=True)
+                solve["exact"] += time.process_time() - t0
+                t0 = time.process_time()
+                fast = linear_impute(image, removed, 0.0, np.random.default_rng(0), start)
+                solve["fast"] += time.process_time() - t0
+                start = fast
+                diff = max(diff, float(np.abs(exact - fast).max()))
+            curve = {}
+            for kind in ("exact", "fast"):
+                t0 = time.process_time()
+                curve[kind] = road_curve(backbone, x, target, cam_map, exact=kind == "exact")
+                curve[kind + "_s"] = time.process_time() - t0
+            records.append({
+                "file": row["file"], "map": name, "impute_exact_s": round(solve["exact"], 3), "impute_fast_s": round(solve["fast"], 3),
+                "impute_max_abs_diff": diff, "road_curve_exact_s": round(curve["exact_s"], 3), "road_curve_fast_s": round(curve["fast_s"], 3),
+                "road_max_prob_diff": float(np.max(np.abs(np.subtract(curve["exact"].probs, curve["fast"].probs)))),
+                "road_exact": round(float(np.mean(curve["exact"].probs)), 6), "road_fast": round(float(np.mean(curve["fast"].probs)), 6),
+            })
+            print(json.dumps(records[-1]), file=sys.stderr, flush=True)
+    total = {k: round(sum(r[k] for r in records), 2) for k in ("impute_exact_s", "impute_fast_s", "road_curve_exact_s", "road_curve_fast_s")}
+    result = {
+        "model": backbone.name, "threads": threads, "clock": "process CPU seconds", "load_before": os.getloadavg(),
+        "photos": len(rows), "maps_per_photo": 1 + len(methods), "total": total,
+        "impute_speedup": round(total["impute_exact_s"] / total["impute_fast_s"], 2),
+        "road_curve_speedup": round(total["road_curve_exact_s"] / total["road_curve_fast_s"], 2),
+        "impute_max_abs_diff": max(r["impute_max_abs_diff"] for r in records),
+        "road_max_prob_diff": max(r["road_max_prob_diff"] for r in records), "records": records,
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "../shared/datasets/imagenet-samples"))
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--methods", default="all")
-    parser.add_argument("--images", type=int, default=5, help="photos, spread evenly over the set")
-    parser.add_argument("--heavy-images", type=int, default=2, help=f"photos for {', '.join(HEAVY)}")
+    parser.add_argument("--images", type=int, default=100, help="photos at most (in a fixed shuffled order)")
+    parser.add_argument("--heavy-every", type=int, default=8, help=f"run {', '.join(HEAVY)} on every n-th photo (0: never)")
+    parser.add_argument("--smoothgrad-every", type=int, default=2, help="run SmoothGrad on every n-th photo")
     parser.add_argument("--heavy-sanity", action="store_true", help="also run the randomisation check for the heavy methods")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--until", default=None, help="HH:MM UTC: start no new photo after this")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--road-speed", type=int, default=0, help="only time ROAD's imputation, exact against fast, on n photos")
     parser.add_argument("--out", default=str(ROOT / "bench/results/trust.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -100,8 +165,18 @@ def main() -> None:
     data = Path(args.data)
     with open(data / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    picked = [rows[int(k)] for k in np.linspace(0, len(rows) - 1, max(1, args.images)).round()]
+    rows = [rows[k] for k in np.random.default_rng(0).permutation(len(rows))]
     backbone = load_model(args.model)
+    if args.road_speed:
+        road_methods = [m for m in methods if m not in HEAVY] if args.methods != "all" else ["gradcam", "saliency"]
+        road_speed(backbone, data, rows[: args.road_speed], road_methods, args.threads, ROOT / "bench/results/road.json")
+        return
+    deadline = None
+    if args.until:
+        now = datetime.now(timezone.utc)
+        hour, minute = (int(v) for v in args.until.split(":"))
+        deadline = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    picked = rows[: args.images]
     records = []
     started = time.perf_counter()
 
@@ -109,29 +184,30 @@ def main() -> None:
         summary = summarise(records)
         result = {
             "model": args.model, "device": str(backbone.device), "threads": args.threads, "images": [r["file"] for r in records],
-            "fill": "blur", "steps": 16, "heavy_methods": list(HEAVY), "heavy_sanity": args.heavy_sanity,
-            "seconds": round(time.perf_counter() - started, 1), "summary": summary, "records": records,
+            "fill": "blur", "steps": 16, "heavy_methods": list(HEAVY), "heavy_every": args.heavy_every,
+            "smoothgrad_every": args.smoothgrad_every, "heavy_sanity": args.heavy_sanity,
+            "seconds": round(time.perf_counter() - started, 1), "load_average": os.getloadavg(), "summary": summary, "records": records,
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         Path(args.out).with_suffix(".md").write_text(markdown(summary) + "\n")
         return summary
 
-    # the light methods on every photo first (saved after each), then the heavy ones on the first photos
-    inputs = [prepare(read_image(data / row["file"]), backbone.preprocess).tensor for row in picked]
-    for row, x in zip(picked, inputs):
-        report = trust_report(backbone, x, int(row["class_index"]), [m for m in methods if m not in HEAVY])
+    for k, row in enumerate(picked):
+        if deadline is not None and datetime.now(timezone.utc) >= deadline:
+            print(f"stopped at {args.until} UTC after {k} photos", file=sys.stderr, flush=True)
+            break
+        x = prepare(read_image(data / row["file"]), backbone.preprocess).tensor
+        light = [m for m in methods if m not in HEAVY and (m not in MEDIUM or k % max(1, args.smoothgrad_every) == 0)]
+        report = trust_report(backbone, x, int(row["class_index"]), light)
         records.append({"file": row["file"], "class": report.target_label, "prob": round(report.target_prob, 6),
                         "methods": [method_record(m, report) for m in report.methods]})
+        heavy = [m for m in methods if m in HEAVY] if args.heavy_every and k % args.heavy_every == 0 else []
+        if heavy:  # the randomisation check would make ten more maps of hundreds of passes each
+            slow = trust_report(backbone, x, int(row["class_index"]), heavy, randomisation=args.heavy_sanity)
+            records[-1]["methods"] += [method_record(m, slow) for m in slow.methods]
         save()
-        print(f"{row['file']}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    heavy = [m for m in methods if m in HEAVY]
-    for k, (row, x) in enumerate(zip(picked[: args.heavy_images], inputs)):
-        for method in heavy:  # the randomisation check would make ten more maps of hundreds of passes each
-            slow = trust_report(backbone, x, int(row["class_index"]), [method], randomisation=args.heavy_sanity)
-            records[k]["methods"] += [method_record(m, slow) for m in slow.methods]
-            save()
-            print(f"{row['file']} {method}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(f"{k + 1} {row['file']}: {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
     print(markdown(save()))
 
 

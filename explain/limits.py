@@ -40,6 +40,11 @@ ZIP_MAX_RATIO = 200  # a higher compression ratio than this is a zip bomb, not p
 # --- network overview and one neuron (explain/overview.py, explain/neuron.py) --------------------
 MAX_OVERVIEW_CHANNELS = 16  # thumbnails per layer column; more makes one picture too tall to read
 
+# --- channel microscope (explain/microscope/) ----------------------------------------------------
+MAX_INDEX_IMAGES = 5000  # the index keeps every photo as the network saw it (150 KB at 224 px): 5000 are ~750 MB on disk
+MAX_MICROSCOPE_TOP = 64  # patches per query; a page grid of more is too small to read
+MAX_INDEX_CACHE_MB = 4096  # the shared index cache on disk; past it the least recently used indexes go
+
 # --- one session -------------------------------------------------------------------------------
 MAX_SESSION_MODELS = 4  # own models (uploaded weights, trained) kept per session; each holds a whole network
 MAX_IDEAL_GALLERY = 24  # ideal images kept per session (with their curves); the oldest go first

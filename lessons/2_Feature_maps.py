@@ -18,6 +18,7 @@ from explain.ui.classroom import kept_value, lesson_panel, presenter_mode, url_s
 from explain.ui.errors import run_safely
 from explain.ui.featuremaps import cached_recording, cached_summary
 from explain.ui.i18n import t
+from explain.ui.microscope import microscope_button
 from explain.ui.neuron import neuron_panel
 from explain.ui.pickers import backbone_and_photo
 from explain.ui.plots import bar_chart
@@ -120,9 +121,11 @@ def layer_panel() -> None:
         st.caption(
             t("mean {m:.3f} · max {x:.3f} · active {a:.0f}% of positions", m=stats.mean[channel], x=stats.max[channel], a=stats.active_fraction[channel] * 100)
         )
-    if st.button(t("Ideal image of this channel ✨"), key="fm_to_ideal", help=t("Open Ideal images with this layer and channel chosen.")):
+    b1, b2 = st.columns(2)
+    if b1.button(t("Ideal image of this channel ✨"), key="fm_to_ideal", help=t("Open Ideal images with this layer and channel chosen.")):
         st.session_state.update(ideal_layer=layer, ideal_channel=channel, ideal_mode="channel")
         st.switch_page("lessons/3_Ideal_images.py")
+    microscope_button(layer, channel, "fm_to_microscope", b2, indexed=info_by_name[layer].main)
     neuron_panel(backbone, image, prepared, layer, channel, fmap)
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 from explain.cam import CAM_METHODS, heatmap, overlay_cam
 from explain.classify import predict_probs, top_classes
 from explain.images import encode_png, prepare
-from explain.ui.cam import METHOD_HELP, cached_cam, cam_controls
+from explain.ui.cam import METHOD_HELP, SLOW_METHODS, cached_cam, cam_controls, slow_cam
 from explain.ui.classroom import forget_choice, lesson_panel
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
@@ -44,7 +44,10 @@ target = class_picker(backbone, t("Target class"), key="gc_target", default=scor
 settings = cam_controls(backbone, "gc")
 st.caption(t(METHOD_HELP[settings.method]))
 
-result = run_safely(cached_cam, backbone, prepared.tensor, [target], settings)
+if settings.method in SLOW_METHODS:  # a long job: a button, progress and Stop
+    result = slow_cam(backbone, prepared.tensor, [target], settings, key="gc_slow")
+else:
+    result = run_safely(cached_cam, backbone, prepared.tensor, [target], settings)
 if result is None:
     st.stop()
 cam_map = result.maps[0]

@@ -69,6 +69,8 @@ def _runs(p: dict[str, str]) -> dict[str, list[str]]:
         "finetune_finetune": ["finetune", p["data"], "--strategy", "finetune", "--epochs", "1", "--head-epochs", "1", "--out", f"{out}/m2.pt"],
         "finetune_classifier": ["finetune", p["data"], "--strategy", "classifier", "--out", f"{out}/m3.pt"],
         "classify_my_model": ["classify", p["chelsea"], "--model", f"{out}/m.pt"],
+        "index_folder": ["index", p["data"], "--out", f"{out}/photos.index"],
+        "microscope": ["microscope", "--index", f"{out}/photos.index", "--layer", "blocks.3.0", "--channel", "5", "--top", "3", "--out-dir", f"{out}/patches"],
         "error_unknown_class": ["attack", p["chelsea"], "--target", "no such class"],
     }
 

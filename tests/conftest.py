@@ -1,5 +1,7 @@
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +11,22 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+# the channel microscope's shared index cache: one per test run, never the user's ~/.cache (built once, reused by the pages)
+INDEX_CACHE = None if "CNN_LENS_INDEX_DIR" in os.environ else tempfile.mkdtemp(prefix="cnn-lens-index-")
+if INDEX_CACHE:
+    os.environ["CNN_LENS_INDEX_DIR"] = INDEX_CACHE
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 GOLDFISH = 1
 GOLDEN_RETRIEVER = 207
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_the_index_cache():
+    yield
+    if INDEX_CACHE:
+        shutil.rmtree(INDEX_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

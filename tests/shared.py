@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 from explain import transfer as T
 from explain.images import encode_png
 
@@ -34,3 +37,12 @@ def check_train(**kw):
     from explain.transfer import TrainConfig
 
     TrainConfig(**kw).checked()
+
+
+def zip_of(files: dict[str, bytes | str]) -> bytes:
+    """A zip holding each name with its content, as a user would upload it."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from explain.errors import LensError
 from explain.featuremaps import probe_layers
 from explain.hooks import LayerInfo
+from explain.jobs import ProgressLog, StopSignal, stop_requested
 from explain.models import Backbone
 
 CAM_METHODS: dict[str, str] = {
@@ -57,6 +58,7 @@ class CamResult:
     target_index: tuple[int, ...]
     target_label: tuple[str, ...]
     target_prob: tuple[float, ...]  # softmax probability of the target class on the clean image
+    stopped: bool = False  # asked to stop: the maps hold only the passes done (channels, patch places, samples)
 
     def __len__(self) -> int:
         return len(self.target_index)
@@ -144,6 +146,29 @@ def target_pairs(per_image: list[list[int] | None], probs: torch.Tensor, top_k: 
             chosen = [int(c) for c in torch.topk(probs[i], k).indices]
         pairs += [(i, c) for c in chosen]
     return pairs
+
+
+class Meter:
+    """A map's forward passes as a long job (explain/jobs.py): counts the units done (channels, patch places,
+    samples, steps), reports them and says when to stop. The methods add their units as they learn them."""
+
+    def __init__(self, callback=None, should_stop: StopSignal = None, phase: str = ""):
+        self.log = ProgressLog(0, callback)
+        self.should_stop = should_stop
+        self.phase = phase
+        self.done = 0
+        self.stopped = False
+
+    def plan(self, units: int) -> None:
+        """More units to come (a layer's channels once its output is known, an image's patch places)."""
+        self.log.total += units
+
+    def advance(self, units: int) -> bool:
+        """units more are done; True when the job should stop now (and from then on)."""
+        self.done += units
+        self.log.report(self.done, self.phase)
+        self.stopped = self.stopped or stop_requested(self.should_stop)
+        return self.stopped
 
 
 def rounds(pairs: list[tuple[int, int]]) -> list[list[int]]:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from explain.cam import forward, pixels
 from explain.cam.base import (
+    CAM_METHODS,
     FORWARD_LAYER_METHODS,
     GRADIENT_LAYER_METHODS,
     INPUT_LAYER,
     CamResult,
     ClassRef,
+    Meter,
     check_method,
     class_probs,
     clip_saliency,
@@ -23,6 +25,7 @@ from explain.cam.base import (
 )
 from explain.cam.gradient import gradient_layer_cams
 from explain.errors import LensError
+from explain.jobs import Progress, StopSignal
 from explain.limits import MAX_IG_STEPS, MAX_SMOOTHGRAD_SAMPLES
 from explain.models import Backbone
 
@@ -37,7 +40,7 @@ def _check_images(x01: torch.Tensor) -> torch.Tensor:
     return x01
 
 
-def _layer_method(backbone, x01, per_image, top_k, method, layers, batch_size, forward_batch):
+def _layer_method(backbone, x01, per_image, top_k, method, layers, batch_size, forward_batch, meter=None):
     """Raw maps per layer, the (image, class) pairs and the clean probabilities, chunk by chunk."""
     n = x01.shape[0]
     per_layer: list[list[torch.Tensor]] = [[] for _ in layers]
@@ -52,9 +55,9 @@ def _layer_method(backbone, x01, per_image, top_k, method, layers, batch_size, f
             probs = class_probs(backbone, chunk, batch_size)
             chunk_pairs = target_pairs(per_image[start:stop], probs, top_k)
             if method == "scorecam":
-                cams = [forward.scorecam(backbone, chunk, chunk_pairs, name, forward_batch) for name in layers]
+                cams = [forward.scorecam(backbone, chunk, chunk_pairs, name, forward_batch, meter) for name in layers]
             elif method == "ablationcam":
-                cams = [forward.ablationcam(backbone, chunk, chunk_pairs, name, forward_batch) for name in layers]
+                cams = [forward.ablationcam(backbone, chunk, chunk_pairs, name, forward_batch, meter) for name in layers]
             else:
                 cams = [forward.eigencam(backbone, chunk, chunk_pairs, name) for name in layers]
         for k, cam in enumerate(cams):
@@ -78,6 +81,8 @@ def compute_cam(
     steps: int = 32,
     patch: int | None = None,
     forward_batch: int | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    should_stop: StopSignal = None,
 ) -> CamResult:
     """Class activation maps for a batch of [0, 1] images (N, 3, H, W).
 
@@ -88,6 +93,9 @@ def compute_cam(
     samples, noise: SmoothGrad's number of noisy copies and noise level (share of the pixel range).
     steps: integrated gradients' steps from a black image. patch: occlusion's square side (default: side / 7).
     forward_batch: copies per forward pass for Score-CAM, Ablation-CAM and occlusion.
+    callback, should_stop: the long-job contract (explain/jobs.py) for the methods of many passes (Score-CAM,
+    Ablation-CAM, occlusion, SmoothGrad, integrated gradients; step = channels, places, samples or steps done);
+    a stopped result says so (`stopped`) and its maps hold only the passes done.
     """
     check_method(method)
     x01 = _check_images(x01).detach()
@@ -96,6 +104,7 @@ def compute_cam(
     forward_batch = max(1, int(forward_batch or 4 * backbone.micro_batch))
     per_image = per_image_targets(backbone, n, targets)
     size = tuple(x01.shape[2:])
+    meter = Meter(callback, should_stop, CAM_METHODS[method])
     if method == "smoothgrad" and not 1 <= samples <= MAX_SMOOTHGRAD_SAMPLES:
         raise LensError(f"SmoothGrad takes 1 to {MAX_SMOOTHGRAD_SAMPLES} noisy samples (got {samples}).")
     if method == "integrated_gradients" and not 1 <= steps <= MAX_IG_STEPS:
@@ -105,7 +114,7 @@ def compute_cam(
     if method in (*GRADIENT_LAYER_METHODS, *FORWARD_LAYER_METHODS, "guided_gradcam"):
         layers = layer_list(backbone, layer)
         kind = "gradcam" if method == "guided_gradcam" else method
-        raws, pairs, probs = _layer_method(backbone, x01, per_image, top_k, kind, layers, batch_size, forward_batch)
+        raws, pairs, probs = _layer_method(backbone, x01, per_image, top_k, kind, layers, batch_size, forward_batch, meter)
         maps, raw = layer_maps_to_input(raws, size)
         layer_name = "+".join(layers)
         if method == "guided_gradcam":
@@ -119,7 +128,7 @@ def compute_cam(
         layer_name = INPUT_LAYER
         if method == "occlusion":
             side = patch or max(1, min(size) // 7)
-            raw = pixels.occlusion(backbone, x01, pairs, side, max(1, side // 2), forward_batch)
+            raw = pixels.occlusion(backbone, x01, pairs, side, max(1, side // 2), forward_batch, meter)
             pos = raw.clamp(min=0)
             maps = pos / pos.flatten(1).max(1).values.clamp(min=1e-12)[:, None, None]
         else:
@@ -130,7 +139,7 @@ def compute_cam(
             else:
                 copies, make = 1, (lambda x, _j: x)
             grads = pixels.input_gradients(
-                backbone, x01, pairs, copies, make, batch_size, guide=method == "guided_backprop"
+                backbone, x01, pairs, copies, make, batch_size, guide=method == "guided_backprop", meter=meter if copies > 1 else None
             )
             if method == "integrated_gradients":
                 # attribution = (photo - black) x mean gradient on the path; its channel sum adds up to the score change
@@ -147,6 +156,7 @@ def compute_cam(
         target_index=tuple(c for _, c in pairs),
         target_label=tuple(backbone.categories[c] for _, c in pairs),
         target_prob=tuple(float(probs[i, c]) for i, c in pairs),
+        stopped=meter.stopped,
     )
 
 

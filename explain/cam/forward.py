@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from explain.cam.base import Meter
 from explain.cam.gradient import check_spatial
 from explain.hooks import attached, hooked
 from explain.models import Backbone
@@ -27,54 +28,74 @@ def _targets_by_image(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
     return grouped
 
 
-def scorecam(backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, int]], layer: str, batch: int) -> torch.Tensor:
+def scorecam(
+    backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, int]], layer: str, batch: int, meter: Meter | None = None,
+) -> torch.Tensor:
     """Score-CAM (Wang et al. 2020): each channel, upsampled and scaled to [0, 1], masks the (normalised) photo;
-    the class logit of the masked photo, softmaxed over the channels, is the channel's weight."""
+    the class logit of the masked photo, softmaxed over the channels, is the channel's weight.
+
+    meter: progress in channels; once it says stop, the channels not scored get no weight."""
     x01 = x01.to(backbone.device)
     act, _ = record_layer(backbone, x01, layer)
     cams = torch.empty(len(pairs), act.shape[2], act.shape[3], device=act.device)
     size = tuple(x01.shape[2:])
     channels = act.shape[1]
-    for i, members in _targets_by_image(pairs).items():
+    groups = _targets_by_image(pairs)
+    if meter is not None:
+        meter.plan(channels * len(groups))
+    for i, members in groups.items():
         cols = torch.tensor([pairs[k][1] for k in members], device=act.device)
         xn = backbone.normalize(x01[i : i + 1])
-        scores = torch.empty(channels, len(members), device=act.device)
+        scores = torch.full((channels, len(members)), -torch.inf, device=act.device)
         with torch.no_grad():
             for s in range(0, channels, batch):
+                if meter is not None and meter.stopped:
+                    break
                 # align_corners=True like pytorch-grad-cam (UpsamplingBilinear2d), so the two agree map for map
                 up = F.interpolate(act[i : i + 1, s : s + batch], size=size, mode="bilinear", align_corners=True)[0]
                 lo = up.flatten(1).min(1).values[:, None, None]
                 hi = up.flatten(1).max(1).values[:, None, None]
                 masks = (up - lo) / (hi - lo + 1e-8)
                 scores[s : s + batch] = backbone.model(xn * masks[:, None]).float()[:, cols]
-        weights = scores.softmax(0)  # (C, T)
+                if meter is not None:
+                    meter.advance(masks.shape[0])
+        weights = scores.softmax(0).nan_to_num(0.0)  # (C, T); nothing scored (stopped at once): no weight
         cams[members] = torch.einsum("ct,chw->thw", weights, act[i]).clamp(min=0)
     return cams
 
 
-def ablationcam(backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, int]], layer: str, batch: int) -> torch.Tensor:
+def ablationcam(
+    backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, int]], layer: str, batch: int, meter: Meter | None = None,
+) -> torch.Tensor:
     """Ablation-CAM (Desai & Ramaswamy 2020): a channel's weight is the share of the class logit lost when it is removed.
 
     The layers below run once per batch of ablations: a forward hook hands the layer's recorded output, with one
     channel removed per copy, to the layers above (the whole photo is repeated only when the model joins a skip
     connection from below the layer, which a batch of one cannot feed).
+    meter: progress in channels; once it says stop, the channels not ablated get no weight.
     """
     x01 = x01.to(backbone.device)
     act, logits = record_layer(backbone, x01, layer)
     module = backbone.model.get_submodule(layer)
     cams = torch.empty(len(pairs), act.shape[2], act.shape[3], device=act.device)
     channels = act.shape[1]
-    for i, members in _targets_by_image(pairs).items():
+    groups = _targets_by_image(pairs)
+    if meter is not None:
+        meter.plan(channels * len(groups))
+    for i, members in groups.items():
         cols = torch.tensor([pairs[k][1] for k in members], device=act.device)
         base = act[i : i + 1]
         # pytorch-grad-cam's rule: zero when the layer's output is never negative, else far below its minimum
         low = 0.0 if float(base.min()) == 0.0 else float(base.min()) - 1e7
-        scores = torch.empty(channels, len(members), device=act.device)
+        original = logits[i, cols]  # (T,)
+        scores = original[None].repeat(channels, 1)  # a channel never ablated (stopped) loses nothing
         repeat_input = False
         # only the layers above see the ablated copies (the ones below run once per pass), so passes may be big:
         # as many copies as fit in about 64 MB of the layer's output
         batch = max(batch, min(256, int(16e6 // max(1, base[0].numel()))))
         for s in range(0, channels, batch):
+            if meter is not None and meter.stopped:
+                break
             b = min(batch, channels - s)
 
             def ablate(_m, _inputs, _out, s=s, b=b, base=base, low=low):
@@ -91,7 +112,8 @@ def ablationcam(backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, in
                     repeat_input = True
                     out = backbone.logits(x01[i : i + 1].expand(b, -1, -1, -1))
             scores[s : s + b] = out.float()[:, cols]
-        original = logits[i, cols]  # (T,)
+            if meter is not None:
+                meter.advance(b)
         weights = (original[None] - scores) / original[None]
         cams[members] = torch.einsum("ct,chw->thw", weights, act[i]).clamp(min=0)
     return cams

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from explain.cam.base import rounds
+from explain.cam.base import Meter, rounds
 from explain.errors import LensError
 from explain.hooks import attached
 from explain.models import Backbone
@@ -53,10 +53,12 @@ def guided(model: nn.Module) -> Iterator[None]:
 def input_gradients(
     backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, int]], copies: int,
     make_copy: Callable[[torch.Tensor, int], torch.Tensor], batch_size: int, guide: bool = False,
+    meter: Meter | None = None,
 ) -> torch.Tensor:
     """Mean gradient (M, 3, H, W) of each pair's class score with respect to `copies` copies of the images.
 
     make_copy(x01, j): the j-th copy of all N images (noisy, or a step along a path); several copies go in one pass.
+    meter: progress in copies; once it says stop, the mean is over the copies done.
     """
     x01 = x01.to(backbone.device).detach()
     n = x01.shape[0]
@@ -64,7 +66,9 @@ def input_gradients(
     groups = rounds(pairs)
     per_pass = max(1, batch_size // max(n, 1))
     done = 0
-    while done < copies:
+    if meter is not None:
+        meter.plan(copies)
+    while done < copies and not (meter is not None and meter.stopped):
         c = min(per_pass, copies - done)
         batch = torch.cat([make_copy(x01, j) for j in range(done, done + c)]).requires_grad_(True)
         with torch.enable_grad(), (guided(backbone.model) if guide else _nothing()):
@@ -76,7 +80,9 @@ def input_gradients(
                 g = g.view(c, n, *g.shape[1:]).sum(0)
                 grads[members] += g[[pairs[k][0] for k in members]]
         done += c
-    return grads / copies
+        if meter is not None:
+            meter.advance(c)
+    return grads / max(1, done)
 
 
 @contextmanager
@@ -97,11 +103,13 @@ def path_copies(steps: int) -> Callable[[torch.Tensor, int], torch.Tensor]:
 
 
 def occlusion(
-    backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, int]], patch: int, stride: int, batch: int
+    backbone: Backbone, x01: torch.Tensor, pairs: list[tuple[int, int]], patch: int, stride: int, batch: int,
+    meter: Meter | None = None,
 ) -> torch.Tensor:
     """How much each class's probability drops when a patch of the image's mean colour covers each place (M, H, W).
 
     Every pixel gets the mean drop of the patches that covered it (Zeiler & Fergus 2014; Captum's Occlusion).
+    meter: progress in patch places; once it says stop, each pixel has the mean over the places done.
     """
     x01 = x01.to(backbone.device)
     _, _, h, w = x01.shape
@@ -115,12 +123,12 @@ def occlusion(
         xs.append(w - patch)
     places = [(y, x) for y in ys for x in xs]
     drops = torch.zeros(len(pairs), h, w, device=x01.device)
-    counts = torch.zeros(h, w, device=x01.device)
-    for y, x in places:
-        counts[y : y + patch, x : x + patch] += 1
+    counts = torch.zeros(len(pairs), h, w, device=x01.device)
     by_image: dict[int, list[int]] = {}
     for k, (i, _) in enumerate(pairs):
         by_image.setdefault(i, []).append(k)
+    if meter is not None:
+        meter.plan(len(places) * len(by_image))
     with torch.no_grad():
         for i, members in by_image.items():
             cols = torch.tensor([pairs[k][1] for k in members], device=x01.device)
@@ -128,6 +136,8 @@ def occlusion(
             fill = image.mean((2, 3), keepdim=True)
             clean = backbone.logits(image).float().softmax(1)[0, cols]
             for s in range(0, len(places), batch):
+                if meter is not None and meter.stopped:
+                    break
                 chunk = places[s : s + batch]
                 copies = image.repeat(len(chunk), 1, 1, 1)
                 for b, (y, x) in enumerate(chunk):
@@ -135,4 +145,7 @@ def occlusion(
                 drop = clean[None] - backbone.logits(copies).float().softmax(1)[:, cols]  # (B, T)
                 for b, (y, x) in enumerate(chunk):
                     drops[members, y : y + patch, x : x + patch] += drop[b][:, None, None]
+                    counts[members, y : y + patch, x : x + patch] += 1
+                if meter is not None:
+                    meter.advance(len(chunk))
     return drops / counts.clamp(min=1)

@@ -29,6 +29,7 @@ from explain.cli.look import (
     cmd_summary,
 )
 from explain.cli.make import args_attack, args_ideal, cmd_attack, cmd_ideal
+from explain.cli.microscope import args_index, args_microscope, cmd_index, cmd_microscope
 from explain.cli.train import args_finetune, cmd_finetune
 from explain.cli.trust import args_trust, cmd_trust
 from explain.errors import LensError
@@ -40,6 +41,8 @@ VERBS: dict[str, tuple[str, Callable, Callable]] = {
     "features": ("feature maps of one layer as a channel grid", args_features, cmd_features),
     "overview": ("the whole network for one photo: each main layer's strongest channels, then the top classes", args_overview, cmd_overview),
     "neuron": ("one neuron explained: its receptive field and the arithmetic that made its value", args_neuron, cmd_neuron),
+    "index": ("index a photo set for the channel microscope: each channel's maximum and its place, per photo", args_index, cmd_index),
+    "microscope": ("one channel's strongest photos from an index, each cut to the channel's receptive field", args_microscope, cmd_microscope),
     "cam": ("where the network looked: Grad-CAM and 14 other class-map methods over the photo", args_cam, cmd_cam),
     "trust": ("can I trust this map? deletion, insertion, ROAD against a random map; randomisation and class checks", args_trust, cmd_trust),
     "ideal": ("an ideal image of a class or a channel, made by gradient steps from noise", args_ideal, cmd_ideal),

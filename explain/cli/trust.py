@@ -25,7 +25,7 @@ def args_trust(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=None, help="class name or index (default: each image's top-1 class)")
     p.add_argument("--steps", type=int, default=16, help="points on the deletion and insertion curves (default 16)")
     p.add_argument("--fill", default="blur", choices=FILLS, help="what removed pixels become (default: blur)")
-    p.add_argument("--no-road", action="store_true", help="skip ROAD (a sparse solve per point: the slowest score)")
+    p.add_argument("--no-road", action="store_true", help="skip ROAD (a linear solve per point: about a second per method on a CPU)")
     p.add_argument("--no-randomisation", action="store_true", help="skip the cascading model randomisation")
     p.add_argument("--no-class-check", action="store_true", help="skip the class-sensitivity check")
     p.add_argument("--samples", type=int, default=16, help="SmoothGrad: noisy copies (default 16)")

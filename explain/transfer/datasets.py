@@ -94,7 +94,7 @@ def _store(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _is_ignored(parts: tuple[str, ...]) -> bool:
+def is_ignored(parts: tuple[str, ...]) -> bool:
     """Operating-system clutter nobody means as data (never listed as skipped)."""
     return any(p == "__MACOSX" or p.startswith(".") or p in ("Thumbs.db", "desktop.ini") for p in parts)
 
@@ -113,7 +113,7 @@ def _build(entries: list[tuple[tuple[str, ...], Callable[[], bytes]]], skipped: 
     """Turn (path parts, reader) pairs into an ImageSet: folders name the classes (and maybe subsets)."""
     wanted = []
     for parts, reader in entries:
-        if _is_ignored(parts):
+        if is_ignored(parts):
             continue
         if not parts[-1].lower().endswith(IMAGE_EXTENSIONS):
             skipped.append(f"{'/'.join(parts)}: not an image file")
@@ -186,6 +186,15 @@ def dataset_from_zip(data: bytes, name: str = "dataset.zip") -> ImageSet:
     Nothing is written to disk. Unsafe entries (absolute or ../ paths, links), encrypted entries and
     non-image files are skipped and listed in ``skipped``; too many entries or too many bytes is refused.
     """
+    entries, skipped = zip_entries(data, name)
+    return _check_readable(_build(entries, skipped, f"'{name}'"), name)
+
+
+Entry = tuple[tuple[str, ...], Callable[[], bytes]]  # (path parts, a reader of the file's bytes)
+
+
+def zip_entries(data: bytes, name: str = "dataset.zip") -> tuple[list[Entry], list[str]]:
+    """The safe file entries of a zip, each (path parts, reader), and "file: why" for every entry refused (see dataset_from_zip)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
@@ -221,7 +230,7 @@ def dataset_from_zip(data: bytes, name: str = "dataset.zip") -> ImageSet:
             skipped.append(f"{shown}: compressed {info.file_size // max(1, info.compress_size)}:1, not a photo")
             continue
         entries.append((parts, _zip_reader(archive, info)))
-    return _check_readable(_build(entries, skipped, f"'{name}'"), name)
+    return entries, skipped
 
 
 def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
@@ -238,9 +247,17 @@ def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[],
 
 def dataset_from_folder(path: str | os.PathLike) -> ImageSet:
     """Read a folder with one sub-folder per class (or train/ val/ [test/] folders holding class folders)."""
+    if not Path(path).is_dir():
+        raise LensError(f"'{path}' is not a folder. Give a folder with one sub-folder of images per class.")
+    entries, skipped = folder_entries(path)
+    return _check_readable(_build(entries, skipped, f"'{path}'"), str(path))
+
+
+def folder_entries(path: str | os.PathLike) -> tuple[list[Entry], list[str]]:
+    """Every file under a folder in a stable order, each (path parts, reader of at most MAX_IMAGE_BYTES); links are refused."""
     root = Path(path)
     if not root.is_dir():
-        raise LensError(f"'{path}' is not a folder. Give a folder with one sub-folder of images per class.")
+        raise LensError(f"'{path}' is not a folder. Give a folder of images.")
     skipped: list[str] = []
     entries = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -252,7 +269,7 @@ def dataset_from_folder(path: str | os.PathLike) -> ImageSet:
                 skipped.append(f"{'/'.join(parts)}: a link, not a file")
                 continue
             entries.append((parts, lambda full=full: _read_limited(full)))
-    return _check_readable(_build(entries, skipped, f"'{path}'"), str(path))
+    return entries, skipped
 
 
 def _read_limited(path: Path) -> bytes:

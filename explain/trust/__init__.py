@@ -2,6 +2,7 @@
 checks of Adebayo et al. (cascading model randomisation, class sensitivity).
 
     faithfulness  Curve, perturbation_curves (deletion / insertion), road_curve, random_map
+    impute        ROAD's linear imputation system: solve_exact (sparse LU), solve_fast (multigrid-preconditioned CG)
     sanity        rank_correlation, ssim, randomised_copies (on a private copy), other_class
     report        trust_report (one long job: every score for several methods), layer_sweep
 """

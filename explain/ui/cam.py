@@ -24,9 +24,9 @@ from explain.models import Backbone
 from explain.ui.classroom import url_state
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
-from explain.ui.jobs import heavy_job
+from explain.ui.jobs import JobView, heavy_job, run_job, stop_button
 from explain.ui.limits import limits_caption, samples_limit
-from explain.ui.session import cached
+from explain.ui.session import cached, session_cache
 
 SLOW_METHODS = ("scorecam", "ablationcam", "occlusion", "integrated_gradients")  # hundreds of forward passes per map
 MAPS_KEPT = 24  # class maps: small, and a moved slider or a page switch comes back to them
@@ -133,12 +133,16 @@ def pixels_digest(x: torch.Tensor) -> str:
     return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings, top_k: int = 1) -> CamResult:
-    """compute_cam, remembered in this session for the same model, pixels, targets and method."""
-    key = (
+def _cam_key(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings, top_k: int) -> tuple:
+    return (
         *model_key(backbone), pixels_digest(x01), repr(targets), top_k, settings.method,
         settings.layer if settings.method in LAYER_METHODS else None, settings.samples if settings.method == "smoothgrad" else 0,
     )
+
+
+def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings, top_k: int = 1) -> CamResult:
+    """compute_cam, remembered in this session for the same model, pixels, targets and method."""
+    key = _cam_key(backbone, x01, targets, settings, top_k)
 
     def build() -> CamResult:
         def run() -> CamResult:
@@ -150,6 +154,43 @@ def cached_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSett
             return run()
 
     return cached("cam_cache", key, build, MAPS_KEPT)
+
+
+def slow_cam(backbone: Backbone, x01: torch.Tensor, targets, settings: CamSettings, key: str, top_k: int = 1) -> CamResult | None:
+    """A map of many forward passes (Score-CAM, Ablation-CAM, occlusion, integrated gradients) as a long job:
+    a button starts it, the job runner shows its progress and Stop; a finished map joins the session's map cache,
+    a stopped one (only the passes done) is shown with a warning until the next run. None: no map to show yet."""
+    cache_key = _cam_key(backbone, x01, targets, settings, top_k)
+    store = session_cache("cam_cache", MAPS_KEPT)
+    if cache_key in store:
+        return store.use(cache_key)
+    name = t(CAM_METHODS[settings.method])
+    b1, b2 = st.columns([3, 1])
+    start = b1.button(t("Compute the {method} map", method=name), key=f"{key}_start", type="primary")
+    stop_button(key, b2, help=t("Stops after the current batch of passes and shows the map made of them."))
+    work = None
+    if start:
+        def work(job):
+            return compute_cam(backbone, x01, targets, method=settings.method, layer=settings.layer, top_k=top_k,
+                               samples=settings.samples, callback=job.callback, should_stop=job.should_stop)
+    caption = JobView(caption=lambda p: t("{method}: {s} of {n} passes done", method=name, s=p.step, n=p.total))
+    outcome = run_job(key, name, work, caption)
+    if outcome is not None and outcome.result is not None:
+        if not outcome.result.stopped:
+            store.make_room()
+            store.put(cache_key, outcome.result)
+            st.session_state.pop(f"{key}_partial", None)
+            return outcome.result
+        st.session_state[f"{key}_partial"] = (cache_key, outcome.result)
+    partial = st.session_state.get(f"{key}_partial")
+    if partial and partial[0] == cache_key:
+        st.warning(t("Stopped: this map is made of the passes done so far. Press the button for the whole map."))
+        return partial[1]
+    if outcome is not None and outcome.interrupted:
+        st.info(t("The map was stopped before it finished; press the button to compute it again."))
+    else:
+        st.info(t("{method} makes hundreds of forward passes: press the button to compute the map (minutes on a CPU).", method=name))
+    return None
 
 
 def _caption(result: CamResult, k: int) -> str:

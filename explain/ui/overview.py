@@ -13,6 +13,7 @@ from explain.models import Backbone
 from explain.overview import NetworkOverview, network_overview
 from explain.ui.featuremaps import cached_recording
 from explain.ui.i18n import t
+from explain.ui.microscope import microscope_button
 from explain.ui.session import cached, image_key
 
 OVERVIEWS_KEPT = 2
@@ -86,10 +87,11 @@ def overview_chart(overview: NetworkOverview, height: int = 460) -> None:
     if picked and picked[0] is not None and 0 <= picked[0] < len(points):
         open_in_feature_maps(*points[picked[0]])
     st.caption(t("Click a thumbnail to open that layer and channel in Feature maps; the link then names them."))
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     choice = c1.selectbox(
         t("Or pick a thumbnail"), range(len(points)), key="ov_pick",
         format_func=lambda i: t("{layer} · channel {c}", layer=points[i][0], c=points[i][1]),
     )
     if c2.button(t("Open in Feature maps 🧩"), key="ov_open"):
         open_in_feature_maps(*points[choice])
+    microscope_button(*points[choice], key="ov_microscope", where=c3)

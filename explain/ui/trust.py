@@ -105,7 +105,8 @@ def trust_panel(backbone: Backbone, x01: torch.Tensor, base: np.ndarray, target:
     c1, c2, c3 = st.columns([3, 1, 1])
     default = [settings.method] if settings.method not in SLOW_METHODS else ["gradcam"]
     methods = c1.multiselect(t("Methods to check"), list(CAM_METHODS), default=default, format_func=lambda m: t(CAM_METHODS[m]), key=f"{key}_methods")
-    road = c2.toggle(t("ROAD"), value=False, key=f"{key}_road", help=t("Remove and debias: the slowest score (a sparse solve per point)."))
+    road = c2.toggle(t("ROAD"), value=True, key=f"{key}_road",
+                     help=t("Remove and debias: removed pixels are filled in from their neighbours (one linear solve per point, about a second per method)."))
     sanity = c3.toggle(t("Sanity checks"), value=True, key=f"{key}_sanity", help=t("Model randomisation and another class: ten more maps per method."))
     if any(m in SLOW_METHODS for m in methods):
         st.caption(t("Score-CAM, Ablation-CAM, occlusion and integrated gradients make hundreds of forward passes per map: minutes on a CPU."))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,11 +14,19 @@ RUN_TIMEOUT_MS = 120_000  # first model load + recording of every layer on a bus
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Iterator[str]:
+def index_dir(tmp_path_factory) -> Path:
+    """The channel microscope's index cache of the app under test (not the user's ~/.cache)."""
+    return tmp_path_factory.mktemp("index_cache")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, index_dir) -> Iterator[str]:
     """`streamlit run app.py` on a free loopback port; yields its base URL."""
+    from explain.microscope.store import INDEX_DIR_ENV
+
     if chromium_path() is None:
         pytest.skip("Chromium not found (/usr/bin/chromium): run scripts/setup_chromium.sh or apt-get install chromium")
-    with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", START_TIMEOUT_S) as base:
+    with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", START_TIMEOUT_S, env={INDEX_DIR_ENV: str(index_dir)}) as base:
         yield base
 
 

@@ -97,9 +97,16 @@ def transfer_action(tab) -> None:
     settle(tab)
 
 
+def microscope_action(tab) -> None:
+    tab.locator('[data-testid="stImage"]').filter(has_text=re.compile(r"^#9 · ")).first.wait_for()  # the built-in index, built on the first visit
+    settle(tab)
+    assert "layer=" in tab.url and "channel=0" in tab.url
+
+
 ACTIONS: dict[str, Callable] = {
     "Classify": classify_action,
     "Feature_maps": feature_maps_action,
+    "Channel_microscope": microscope_action,
     "Ideal_images": ideal_action,
     "Adversarial": attack_action,
     "Transfer_learning": transfer_action,

@@ -308,3 +308,24 @@ def test_overlay_and_heatmap(lite0):
     np.testing.assert_array_equal(full, heat)
     with pytest.raises(LensError):
         overlay_cam(image, cam_map, cmap="rainbow-ish")
+
+
+def test_slow_methods_report_progress_and_stop_with_what_they_have(lite0, chelsea):
+    """The long-job contract: Score-CAM counts channels, occlusion patch places; a stop keeps the passes done."""
+    x = prepare(chelsea, lite0.preprocess).tensor
+    seen = []
+    stopped = compute_cam(lite0, x, 281, method="scorecam", forward_batch=64, callback=seen.append, should_stop=lambda: len(seen) >= 2)
+    assert stopped.stopped
+    assert [p.step for p in seen] == [64, 128] and seen[-1].total == 1280 and seen[-1].phase == "Score-CAM"
+    assert np.isfinite(stopped.maps).all() and stopped.maps.max() > 0  # 128 channels already make a map
+    small = torch.nn.functional.interpolate(x, size=(96, 96), mode="area")
+    seen.clear()
+    full = compute_cam(lite0, small, 281, method="occlusion", patch=32, forward_batch=8, callback=seen.append)
+    assert not full.stopped and seen[-1].step == seen[-1].total == 25  # 5 x 5 places of a 32 px patch at stride 16
+    seen.clear()
+    part = compute_cam(lite0, small, 281, method="occlusion", patch=32, forward_batch=8, callback=seen.append, should_stop=lambda: True)
+    assert part.stopped and [p.step for p in seen] == [8]
+    # the first 8 places cover the top rows only: the rest of the map is empty, the covered part as in the full run
+    assert np.abs(part.raw[0, 64:]).max() == 0
+    np.testing.assert_allclose(part.raw[0, :16], full.raw[0, :16], atol=1e-6)
+    assert not compute_cam(lite0, small, 281, method="saliency", should_stop=lambda: True).stopped  # one pass: nothing to stop

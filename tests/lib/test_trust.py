@@ -27,6 +27,7 @@ from explain.trust import (
     trust_report,
 )
 from explain.trust.faithfulness import linear_impute
+from explain.trust.impute import DIRECT_UNKNOWNS, NEIGHBOURS, solve_exact, solve_fast
 from explain.trust.report import RANDOM_MAPS
 
 
@@ -79,10 +80,56 @@ def test_linear_imputation_matches_the_road_reference():
     image = rng.random((3, 40, 50))
     removed = rng.random((40, 50)) < 0.6
     removed[5:30, 10:40] = True
-    ours = linear_impute(image, removed, 0.0, rng)
+    ours = linear_impute(image, removed, 0.0, rng, exact=True)
     ref = NoisyLinearImputer(noise=0.0)(torch.from_numpy(image).float(), torch.from_numpy((~removed).astype(np.float32)))
     np.testing.assert_allclose(ours, ref.numpy(), atol=1e-5)
     np.testing.assert_array_equal(ours[:, ~removed], image[:, ~removed])
+    fast = linear_impute(image, removed, 0.0, rng)
+    np.testing.assert_allclose(fast, ref.numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(96, 96), (97, 75)])
+def test_fast_imputation_solves_the_same_system_as_the_exact_one(shape):
+    """Multigrid CG against the sparse LU on blobs, scattered pixels and holes on the border, odd sizes too
+    (large enough that every case has more unknowns than the fast solver hands to the exact one)."""
+    rng = np.random.default_rng(1)
+    h, w = shape
+    image = rng.random((3, h, w))
+    blob = random_map((h, w), 3, cells=4)
+    cases = {
+        "blob 30 %": blob > np.quantile(blob, 0.7),
+        "blob 90 %": blob > np.quantile(blob, 0.1),
+        "scattered 50 %": rng.random((h, w)) < 0.5,
+        "border": np.pad(np.ones((h - 20, w - 20), bool), 10) ^ True,
+    }
+    for name, removed in cases.items():
+        assert removed.sum() > DIRECT_UNKNOWNS, name
+        exact = solve_exact(image, removed)
+        fast = solve_fast(image, removed)
+        assert fast is not None, name
+        assert np.abs(fast - exact).max() < 1e-3, name
+        # the exact solution really solves the system: every removed pixel is its neighbours' weighted mean
+        filled = image.copy()
+        filled[:, removed] = exact
+        padded = np.pad(filled, ((0, 0), (1, 1), (1, 1)))
+        weights = np.pad(np.ones((h, w)), 1)
+        total = sum(wt * padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx, wt in NEIGHBOURS)
+        norm = sum(wt * weights[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx, wt in NEIGHBOURS)
+        np.testing.assert_allclose(filled[:, removed], (total / norm)[:, removed], atol=1e-9)
+    # a first guess (the imputation of a smaller set, as road_curve passes) changes nothing but the time
+    small, large = cases["blob 30 %"], cases["blob 90 %"]
+    start = image.copy()
+    start[:, small] = solve_exact(image, small)
+    assert np.abs(solve_fast(image, large, start) - solve_exact(image, large)).max() < 1e-3
+
+
+def test_fast_road_curve_matches_the_exact_one(lite0, cat_on_gravel):
+    grad = compute_cam(lite0, cat_on_gravel, "tabby").maps[0]
+    fractions = (0.3, 0.9, 0.6)  # out of order on purpose: the curve keeps the caller's order
+    exact = road_curve(lite0, cat_on_gravel, 281, grad, fractions=fractions, exact=True)
+    fast = road_curve(lite0, cat_on_gravel, 281, grad, fractions=fractions)
+    assert fast.fractions == exact.fractions == fractions
+    np.testing.assert_allclose(fast.probs, exact.probs, atol=1e-3)
 
 
 def test_road_is_lower_for_gradcam_than_for_its_inverted_map(lite0, cat_on_gravel):

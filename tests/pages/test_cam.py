@@ -76,12 +76,15 @@ def test_trust_panel_and_layer_sweep_in_korean_and_for_my_model():
     at.switch_page("lessons/5_Grad-CAM.py").run()
     assert not at.exception
     assert at.multiselect(key="gc_trust_methods").value == ["gradcam"]
-    at.toggle(key="gc_trust_road").set_value(False).run()
+    assert at.toggle(key="gc_trust_road").value  # ROAD is on: a multigrid solve makes it about a second per method
     at.button(key="gc_trust_start").click().run()
     assert not at.exception
     texts = [m.value for m in at.markdown]
     assert any("무작위 맵은" in x for x in texts)  # "a random map needs …" in Korean
     assert len(at.dataframe) == 1
+    table = at.dataframe[0].value
+    road = [c for c in table.columns if "ROAD" in c][0]
+    assert all(v not in ("–", None) for v in table[road])  # every row, the random map's too, has its ROAD score
     strips = [c for c in _captions(at) if "SSIM" in c]
     assert len(strips) == 10  # one map per randomised block of EfficientNet-Lite0
     at.button(key="gc_sweep_start").click().run()
@@ -121,3 +124,35 @@ def test_trust_panel_for_my_model():
     assert not at.exception
     assert any("bees" in m.value and "random map needs" in m.value for m in at.markdown)
     assert any("ants (a random class)" in c for c in _captions(at))
+
+
+def _slow_cam_script():
+    import streamlit as st
+    import torch
+
+    from explain.images import prepare, sample_image
+    from explain.ui.backbones import cached_backbone
+    from explain.ui.cam import CamSettings, slow_cam
+
+    backbone = cached_backbone("efficientnet_lite0")
+    x = torch.nn.functional.interpolate(prepare(sample_image("chelsea"), backbone.preprocess).tensor, size=(96, 96), mode="area")
+    result = slow_cam(backbone, x, [281], CamSettings(method="occlusion"), key="s")
+    st.session_state["shown"] = None if result is None else (result.stopped, float(result.maps.max()))
+
+
+def test_slow_methods_run_as_a_job_with_a_button_progress_and_stop():
+    """Occlusion on the Grad-CAM page's widget: nothing runs before the click; Stop keeps a partial map; then the whole one."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_slow_cam_script, default_timeout=300).run()
+    assert not at.exception and at.session_state["shown"] is None
+    assert any("press the button" in i.value for i in at.info)
+    at.session_state["s_stop"] = True  # what the Stop button sets while the job runs
+    at.button(key="s_start").click().run()
+    assert not at.exception
+    stopped, peak = at.session_state["shown"]
+    assert stopped and peak > 0 and any("Stopped" in w.value for w in at.warning)
+    at.button(key="s_start").click().run()
+    assert not at.exception and at.session_state["shown"][0] is False
+    at.run()  # the whole map is kept: a rerun shows it without the button
+    assert at.session_state["shown"][0] is False and not any(b.key == "s_start" for b in at.button)

@@ -16,7 +16,7 @@ from ..i18n_extract import extract, korean_table
 
 TIMEOUT = 180
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-LESSONS = ["classify", "network_overview", "feature_maps", "ideal_images", "adversarial", "transfer_learning", "grad_cam"]
+LESSONS = ["classify", "network_overview", "feature_maps", "channel_microscope", "ideal_images", "adversarial", "transfer_learning", "grad_cam"]
 
 
 def lesson_page_paths() -> list[str]:

@@ -9,21 +9,11 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from ..conftest import ROOT
+from .apptest import open_app
 
 TIMEOUT = 240
 OVERVIEW = "lessons/1_Network_overview.py"
 FEATURE_MAPS = "lessons/2_Feature_maps.py"
-
-
-def open_app(page: str, session: dict | None = None, **params: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.query_params.update(params)
-    for key, value in (session or {}).items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 @pytest.fixture(scope="module")
