@@ -16,6 +16,15 @@ class PartialFailure(Exception):
         self.data, self.text = data, text
 
 
+def per_image_outcome(records: list[dict], lines: list[str]) -> tuple[list[dict], str]:
+    """A verb's (records, text) over several images; PartialFailure when some failed (the rest are still printed)."""
+    text = "\n".join(lines)
+    failed = [r for r in records if "error" in r]
+    if failed:
+        raise PartialFailure(records, text, f"{len(failed)} of {len(records)} images failed: {failed[0]['error']}")
+    return records, text
+
+
 def add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_BACKBONE, help=f"registry name or weights file (default: {DEFAULT_BACKBONE})")
     add_device(p)

@@ -6,7 +6,7 @@ import argparse
 
 from explain.cam import CAM_METHODS, DEFAULT_CAM_METHOD
 from explain.cli import common
-from explain.cli.common import PartialFailure, add_model
+from explain.cli.common import add_model, per_image_outcome
 from explain.errors import LensError
 from explain.featuremaps import COLORMAPS, DEFAULT_COLORMAP, NORMALISATIONS
 from explain.images import INTERPOLATIONS
@@ -85,10 +85,7 @@ def cmd_classify(args):
         else:
             lines.append(r["file"])
             lines += [f"  {s['prob'] * 100:6.2f}%  {s['label']} ({s['index']})" for s in r["top"]]
-    failed = [r for r in records if "error" in r]
-    if failed:
-        raise PartialFailure(records, "\n".join(lines), f"{len(failed)} of {len(records)} images failed: {failed[0]['error']}")
-    return records, "\n".join(lines)
+    return per_image_outcome(records, lines)
 
 
 # --- features -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import argparse
 from explain.adversarial import ATTACKS, NORMS, AttackSettings
 from explain.adversarial.views import JPEG_QUALITY, MAX_SHIFT
 from explain.cli import common
-from explain.cli.common import PartialFailure, add_model
+from explain.cli.common import add_model, per_image_outcome
 from explain.errors import LensError
 from explain.synthesis import DEFAULT_PRESET, PARAMETERISATIONS, PRESET_OF_METHOD, PRESETS
 
@@ -160,9 +160,6 @@ def cmd_attack(args):
             f"{now['label']} ({now['prob'] * 100:.1f}%); Linf {r['linf']:g}/255, PSNR {r['psnr']} dB, "
             f"SSIM {r['ssim']:.4f}, {r['seconds']:.2f} s; other pipelines fooled: {elsewhere}"
         )
-    failed = [r for r in records if "error" in r]
-    if failed:
-        raise PartialFailure(records, "\n".join(lines), f"{len(failed)} of {len(records)} images failed: {failed[0]['error']}")
-    return records, "\n".join(lines)
+    return per_image_outcome(records, lines)
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from explain.cam import CAM_METHODS
 from explain.cli import common
-from explain.cli.common import PartialFailure, add_model
+from explain.cli.common import add_model, per_image_outcome
 from explain.errors import LensError
 from explain.limits import MAX_TRUST_IMAGES
 from explain.trust import DEFAULT_TRUST_METHODS, FILLS
@@ -104,7 +104,4 @@ def cmd_trust(args):
                 f"  {m['method']:<22} deletion {m['deletion_auc']:.3f} (random {m['random_deletion_auc']:.3f})"
                 f"  insertion {m['insertion_auc']:.3f} (random {m['random_insertion_auc']:.3f}){road}"
             )
-    failed = [r for r in records if "error" in r]
-    if failed:
-        raise PartialFailure(records, "\n".join(lines), f"{len(failed)} of {len(records)} images failed: {failed[0]['error']}")
-    return records, "\n".join(lines)
+    return per_image_outcome(records, lines)
