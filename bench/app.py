@@ -4,9 +4,12 @@ One user, an otherwise idle server. Measures, in headless Chromium (Debian's /us
 - the first visit of Home after the server started (until the page has finished running);
 - page switches through the sidebar (click to the new page finished running), p50/p95;
 - layer switches on Feature maps (the option's click to the new grid on screen), p50/p95;
-- heavy jobs in the app beside the same work on the CLI in the same run: an ideal image (clear preset, the page's
-  defaults) and a targeted PGD attack on Chelsea. The app's time is from the button's click to the result on screen;
-  the CLI's is the whole process (`python -m explain …`, model load included) and its own job time ("seconds").
+- heavy jobs in the app beside the same work on the CLI, interleaved (app, CLI, app, CLI, …; --repeats each): an ideal
+  image (clear preset, the page's defaults) and a targeted PGD attack on Chelsea (the lab's defaults). In the app: the
+  job's own time as the page shows it, and the click to the page having finished drawing the result; on the CLI: the
+  job's own time ("seconds" in its JSON) and the whole process (model load included). Medians, and every value.
+The browser waits by polling every 50 ms, not on animation frames (Playwright's default, which keeps a software-
+rendered Chromium drawing 60 frames a second on the cores the job needs: a load no user's browser adds).
 Prints JSON and writes bench/results/app.json. Targets (issue 15): heavy job in the app ≤ 1.2× the CLI's,
 page switch p95 ≤ 1.0 s, layer switch p95 ≤ 0.5 s, first visit of Home ≤ 8 s.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +44,17 @@ def cli(*argv: str) -> dict:
     return {"json": json.loads(done.stdout), "process_s": time.perf_counter() - began}
 
 
+POLL_MS = 50
+
+
+def wait_text(tab, pattern: str, timeout_ms: int = 120_000) -> None:
+    """Wait (polling every POLL_MS, not on animation frames) until the page's main area shows text matching `pattern`."""
+    tab.wait_for_function(
+        "p => new RegExp(p, 'm').test((document.querySelector('[data-testid=\"stMain\"]') || document.body).innerText)",
+        arg=pattern, polling=POLL_MS, timeout=timeout_ms,
+    )
+
+
 def first_visit(tab, base: str) -> float:
     began = time.perf_counter()
     tab.goto(base)
@@ -57,7 +72,7 @@ def page_switches(tab, rounds: int) -> list[float]:
         began = time.perf_counter()
         link.click()
         tab.wait_for_url(re.compile(rf"/{re.escape(name)}(\?|$)"))
-        tab.locator("h1").first.wait_for()
+        tab.wait_for_function("() => document.querySelector('h1') !== null", polling=POLL_MS)
         settle(tab, quiet_ms=300)
         times.append((time.perf_counter() - began - 0.3) * 1000)
     return times
@@ -76,40 +91,69 @@ def layer_switches(tab, base: str, count: int) -> list[float]:
         option.wait_for()
         began = time.perf_counter()
         option.click()
-        tab.get_by_text(re.compile(rf"^{re.escape(names[k])}: \d+ of \d+ channels")).first.wait_for()
+        wait_text(tab, rf"^{re.escape(names[k])}: \d+ of \d+ channels")
         times.append((time.perf_counter() - began) * 1000)
         settle(tab)
     return times
 
 
-def press_on(tab, url: str, button: str) -> float:
-    """Open a page, wait until it has finished running, press a button; the moment of the click."""
+def run_in_app(tab, button: str, shown_pattern: str) -> dict:
+    """Press `button` on the open page and wait until the page has run and stopped running again; the job's own
+    seconds as the page shows them (group 1 of the first match of shown_pattern) and the click to that moment."""
+    status = '[data-testid="stStatusWidget"]'
+    began = time.perf_counter()
+    tab.get_by_role("button", name=button).click()
+    tab.wait_for_function(f"() => document.querySelector('{status}') !== null", polling=POLL_MS, timeout=30_000)
+    tab.wait_for_function(f"() => document.querySelector('{status}') === null", polling=POLL_MS, timeout=JOB_TIMEOUT_MS)
+    done = time.perf_counter() - began
+    settle(tab)
+    shown = re.search(shown_pattern, tab.locator('[data-testid="stMain"]').inner_text())
+    if shown is None:
+        raise RuntimeError(f"the page shows no result matching {shown_pattern!r} after pressing {button!r}")
+    return {"job_s_shown": float(shown.group(1)), "click_to_done_s": round(done, 2)}
+
+
+def open_page(tab, url: str, button: str) -> None:
     tab.goto(url)
     tab.get_by_role("button", name=button).wait_for(timeout=180_000)
     settle(tab)
-    began = time.perf_counter()
-    tab.get_by_role("button", name=button).click()
-    return began
 
 
-def ideal_in_app(tab, base: str) -> float:
-    began = press_on(tab, f"{base}/Ideal_images", "Make the image")
-    tab.get_by_role("heading", name=re.compile(r"^Result: ")).first.wait_for(timeout=JOB_TIMEOUT_MS)
-    return time.perf_counter() - began
+IDEAL_SHOWN = r"\d+ steps in ([0-9.]+) s"
+ATTACK_SHOWN = r"Time\s+([0-9.]+) s"
 
 
-def attack_in_app(tab, base: str) -> dict:
-    began = press_on(tab, f"{base}/Adversarial", "Attack")
-    tab.locator('[data-testid="stMetric"]').filter(has_text="Time").first.wait_for(timeout=JOB_TIMEOUT_MS)
-    wall = time.perf_counter() - began
-    shown = tab.locator('[data-testid="stMetric"]').filter(has_text="Time").first.locator('[data-testid="stMetricValue"]').inner_text()
-    return {"click_to_result_s": wall, "job_s_shown": float(shown.split()[0])}
+def heavy_jobs(tab, base: str, work: Path, chelsea: Path, repeats: int) -> dict:
+    """Each job `repeats` times in the app and on the CLI, interleaved, so a slow minute of the machine hits both."""
+    runs: dict = {"ideal_image": [], "pgd_attack": []}
+    for name, page, button, shown, argv in (
+        ("ideal_image", "Ideal_images", "Make the image", IDEAL_SHOWN, ["ideal", "--target", "281", "--out", str(work / "ideal.png")]),
+        ("pgd_attack", "Adversarial", "Attack", ATTACK_SHOWN, ["attack", str(chelsea), "--target", "golden retriever", "--out-dir", str(work)]),
+    ):
+        open_page(tab, f"{base}/{page}", button)
+        for _ in range(repeats):
+            app = run_in_app(tab, button, shown)
+            done = cli(*argv)
+            record = done["json"][0] if isinstance(done["json"], list) else done["json"]
+            runs[name].append({**app, "cli_job_s": record["seconds"], "cli_process_s": round(done["process_s"], 2)})
+    summary = {}
+    for name, rows in runs.items():
+        med = {k: round(statistics.median(r[k] for r in rows), 2) for k in ("job_s_shown", "click_to_done_s", "cli_job_s", "cli_process_s")}
+        summary[name] = {
+            "app_job_s_shown": med["job_s_shown"], "app_click_to_done_s": med["click_to_done_s"],
+            "cli_job_s": med["cli_job_s"], "cli_process_s": med["cli_process_s"],
+            "app_job_over_cli_job": round(med["job_s_shown"] / med["cli_job_s"], 2),
+            "app_click_to_done_over_cli_job": round(med["click_to_done_s"] / med["cli_job_s"], 2),
+            "runs": rows,
+        }
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--page-switches", type=int, default=24)
     parser.add_argument("--layer-switches", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each heavy job, in the app and on the CLI")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "app.json"))
     args = parser.parse_args()
     path = chromium_path()
@@ -134,25 +178,12 @@ def main() -> None:
         settle(tab)
         result["page_switch"] = ms_summary(page_switches(tab, args.page_switches))
         result["layer_switch"] = ms_summary(layer_switches(tab, base, args.layer_switches))
-        app_ideal = ideal_in_app(tab, base)
-        app_attack = attack_in_app(tab, base)
+        result.update(heavy_jobs(tab, base, work, chelsea, args.repeats))
         log = (work / "server.log").read_text(errors="replace")
         result["server_log_inotify_overflows"] = log.count("Inotify queue overflowed")
         browser.close()
-    cli_ideal = cli("ideal", "--target", "281", "--out", str(work / "ideal.png"))
-    cli_attack = cli("attack", str(chelsea), "--target", "golden retriever", "--out-dir", str(work))
-    result["ideal_image"] = {
-        "app_click_to_result_s": round(app_ideal, 2), "cli_job_s": cli_ideal["json"]["seconds"],
-        "cli_process_s": round(cli_ideal["process_s"], 2), "app_over_cli_job": round(app_ideal / cli_ideal["json"]["seconds"], 2),
-    }
-    cli_attack_s = cli_attack["json"][0]["seconds"]
-    result["pgd_attack"] = {
-        "app_click_to_result_s": round(app_attack["click_to_result_s"], 2), "app_job_s_shown": app_attack["job_s_shown"],
-        "cli_job_s": cli_attack_s, "cli_process_s": round(cli_attack["process_s"], 2),
-        "app_shown_over_cli_job": round(app_attack["job_s_shown"] / cli_attack_s, 2),
-    }
     result["targets"] = {
-        "heavy_job_app_over_cli_le_1_2": result["ideal_image"]["app_over_cli_job"] <= 1.2 and result["pgd_attack"]["app_shown_over_cli_job"] <= 1.2,
+        "heavy_job_app_over_cli_le_1_2": all(result[k]["app_click_to_done_over_cli_job"] <= 1.2 for k in ("ideal_image", "pgd_attack")),
         "page_switch_p95_le_1000_ms": (result["page_switch"]["p95_ms"] or 1e9) <= 1000,
         "layer_switch_p95_le_500_ms": (result["layer_switch"]["p95_ms"] or 1e9) <= 500,
         "first_visit_home_le_8_s": result["first_visit_home_s"] <= 8,

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from explain.jobs import Progress
 from explain.ui.i18n import t
 from explain.ui.jobs import JobView
+from explain.ui.livechart import Line, Panel
 
 
 def attack_view(targeted: bool) -> JobView:
@@ -17,10 +18,9 @@ def attack_view(targeted: bool) -> JobView:
         prob = p.metrics.get("goal_prob", 0.0) * 100
         return t("step {s}/{n}: {goal} probability {p:.1f}%", s=p.step, n=p.total, goal=goal, p=prob)
 
-    def chart(p: Progress) -> go.Figure:
-        fig = go.Figure(go.Scatter(y=[v * 100 for v in p.history.get("goal_prob", ())], mode="lines+markers"))
-        fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title=t("step"), yaxis_title="%", yaxis_range=[0, 100])
-        return fig
+    def chart(p: Progress) -> Panel:
+        line = Line(t("{goal} probability", goal=goal), [v * 100 for v in p.history.get("goal_prob", ())])
+        return Panel((line,), x_label=t("step"), y_label="%", y_range=(0.0, 100.0))
 
     return JobView(caption=caption, chart=chart)
 

@@ -20,6 +20,7 @@ from explain.synthesis import PRESETS, IdealResult, IdealSettings, held_out_judg
 from explain.ui.backbones import backbone_by_name
 from explain.ui.i18n import t
 from explain.ui.jobs import JobView
+from explain.ui.livechart import Line, Panel
 from explain.ui.limits import copies_limit, gallery_limit, limits_caption, steps_limit
 from explain.ui.plots import upright_yaxis_title
 
@@ -78,6 +79,17 @@ def settings_panel(preset_name: str) -> IdealSettings:
     )
 
 
+def live_curves(history) -> Panel:
+    """The same curves as `curves` for a running job: target probability (left, %) and the loss terms (right)."""
+    probs = list(history.get("prob", ()))
+    if probs and not all(math.isnan(p) for p in probs):
+        main, label, span = Line(t("target probability %"), [p * 100 for p in probs]), "%", (0.0, 100.0)
+    else:
+        main, label, span = Line(t("channel activation"), list(history.get("activation", ()))), t("activation"), None
+    terms = [Line(t(TERM_NAMES[k]), list(history[k]), dashed=True, right=True) for k in TERM_NAMES if k in history]
+    return Panel((main, *terms), x_label=t("step"), y_label=label, y2_label=t("loss"), y_range=span)
+
+
 def live_view(every: int) -> JobView:
     """How a running optimisation is drawn: the bar says which recipe and step, the preview and curves follow."""
 
@@ -89,7 +101,7 @@ def live_view(every: int) -> JobView:
         what = t("activation {a:.3f}", a=p.metrics.get("activation", 0.0)) if math.isnan(prob) else t("target {p:.1f}%", p=prob * 100)
         return p.preview, f"{t(PRESET_TITLES[p.phase])} · {t('step')} {p.step} · {what}"
 
-    return JobView(caption=caption, preview=preview, chart=lambda p: curves(p.history), every=every)
+    return JobView(caption=caption, preview=preview, chart=lambda p: live_curves(p.history), every=every)
 
 
 def keep_in_gallery(backbone: Backbone, preset: str, result: IdealResult) -> str:

@@ -24,6 +24,7 @@ import torch
 from explain.jobs import Progress
 from explain.ui.errors import run_safely
 from explain.ui.i18n import t
+from explain.ui.livechart import live_chart_html
 
 T = TypeVar("T")
 
@@ -170,7 +171,8 @@ class JobView:
 
     caption(progress): the progress bar's text (default: "label: step k of n").
     preview(progress): (image, caption) to show beside the chart, or None.
-    chart(progress): a plotly figure of the history so far, or None.
+    chart(progress): the history so far as live-chart panels (explain/ui/livechart.py: inline SVG, no Plotly while the
+        job needs the cores), or None.
     every: redraw the preview and the chart every N steps (run_job also caps how often it sends: BAR_EVERY_S, DRAW_EVERY_S).
     """
 
@@ -197,8 +199,8 @@ class JobOutcome(Generic[T]):
     interrupted: bool = False
 
 
-BAR_EVERY_S = 0.2  # the progress bar's text at most five times a second
-DRAW_EVERY_S = 0.5  # a live preview and chart at most twice a second
+BAR_EVERY_S = 0.5  # the progress bar's text at most twice a second (each message is a redraw in the user's browser)
+DRAW_EVERY_S = 1.0  # a live preview and chart at most once a second
 
 
 def _marker(key: str) -> str:
@@ -257,7 +259,8 @@ def run_job(
 
     def callback(progress: Progress) -> None:
         # Every message is drawn by the browser, which on a laptop shares the cores with the job: the bar moves at
-        # most BAR_EVERY_S, the preview and chart every N steps but at most DRAW_EVERY_S (the last step always).
+        # most BAR_EVERY_S, the preview and chart every N steps but at most DRAW_EVERY_S (the last step always);
+        # the chart is inline SVG (explain/ui/livechart.py), not Plotly, which cost the browser most of a core.
         marker["last"] = progress
         now, last = time.monotonic(), progress.step >= progress.total
         if last or now - drawn["bar"] >= BAR_EVERY_S:
@@ -272,9 +275,9 @@ def run_job(
                 preview_slot.image(shown[0], caption=shown[1], width="stretch")
                 drawn["view"] = now
         if chart_slot is not None:
-            figure = view.chart(progress)
-            if figure is not None:
-                chart_slot.plotly_chart(figure, key=f"{key}_live_{id(marker)}_{progress.phase}_{progress.step}", width="stretch")
+            panels = view.chart(progress)
+            if panels is not None:
+                chart_slot.markdown(live_chart_html(panels), unsafe_allow_html=True)
                 drawn["view"] = now
 
     job = Job(callback, lambda: bool(state.get(_stop_flag(key))), lambda kept: marker.__setitem__("kept", kept))

@@ -35,15 +35,43 @@ def _cached_field(backbone: Backbone, image: np.ndarray, prepared: Prepared, neu
     return cached("fields", (backbone.name, image_key(image), neuron), lambda: effective_receptive_field(backbone.model, x, *neuron), FIELDS_KEPT)
 
 
+POSITION_MARKERS = 32  # clickable squares per side at most: a 112×112 map drawn as 12,544 markers took the browser seconds
+
+
+def _block_side(h: int, w: int) -> int:
+    """Positions per clickable square's side (1: every position its own square)."""
+    return max(1, -(-max(h, w) // POSITION_MARKERS))
+
+
+def _block_peak(channel_map: np.ndarray, y: float, x: float) -> tuple[int, int]:
+    """The strongest position of the block whose square was clicked at (y, x)."""
+    k = _block_side(*channel_map.shape)
+    by, bx = int(y) // k * k, int(x) // k * k
+    block = channel_map[by : by + k, bx : bx + k]
+    dy, dx = np.unravel_index(int(block.argmax()), block.shape)
+    return by + int(dy), bx + int(dx)
+
+
 def _position_map(channel_map: np.ndarray, y: int, x: int) -> go.Figure:
-    """The channel's values as clickable squares (one per position), the chosen one ringed."""
+    """The channel's values as clickable squares, the chosen position ringed.
+
+    A map larger than POSITION_MARKERS per side is drawn as one square per k×k block at the block's centre, coloured by
+    its strongest value (a click picks that strongest position, see `_block_peak`; the number inputs reach every one):
+    the browser draws ~1,000 markers instead of up to 12,544.
+    """
     h, w = channel_map.shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    size = max(3, int(300 / max(h, w)) - 1)
+    k = _block_side(h, w)
+    ys, xs, values = [], [], []
+    for by in range(0, h, k):
+        for bx in range(0, w, k):
+            ys.append(min(h - 1, by + (k - 1) / 2))
+            xs.append(min(w - 1, bx + (k - 1) / 2))
+            values.append(float(channel_map[by : by + k, bx : bx + k].max()))
+    size = max(3, int(300 / max(h, w) * k) - 1)
     fig = go.Figure(
         go.Scatter(
-            x=xs.ravel(), y=ys.ravel(), mode="markers", customdata=channel_map.ravel(),
-            marker=dict(symbol="square", size=size, color=channel_map.ravel(), colorscale="Viridis", line=dict(width=0)),
+            x=xs, y=ys, mode="markers", customdata=values,
+            marker=dict(symbol="square", size=size, color=values, colorscale="Viridis", line=dict(width=0)),
             hovertemplate="y %{y} · x %{x}<br>" + t("value") + " %{customdata:.4f}<extra></extra>",
             unselected=dict(marker=dict(opacity=1)),
         )
@@ -72,8 +100,9 @@ def _choose_position(layer: str, channel: int, channel_map: np.ndarray) -> tuple
             selection_mode="points", width="stretch", config={"displayModeBar": False},
         )
         points = [p for p in (event.selection.points if event else []) if p.get("curve_number") == 0]
-        if points and (int(points[0]["y"]), int(points[0]["x"])) != (y, x):
-            st.session_state["fm_y"], st.session_state["fm_x"] = int(points[0]["y"]), int(points[0]["x"])
+        clicked = _block_peak(channel_map, points[0]["y"], points[0]["x"]) if points else None
+        if clicked is not None and clicked != (y, x):
+            st.session_state["fm_y"], st.session_state["fm_x"] = clicked
             st.rerun(scope="fragment")  # redraw the map with the new position ringed
     c1, c2 = st.columns(2)
     y = int(c1.number_input(t("Row y"), 0, h - 1, key="fm_y"))

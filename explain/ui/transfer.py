@@ -35,6 +35,7 @@ from explain.ui.classroom import kept_value
 from explain.ui.errors import run_safely, show_error
 from explain.ui.i18n import t
 from explain.ui.jobs import JobView
+from explain.ui.livechart import Line, Panel
 from explain.ui.limits import dataset_limits, image_limits, limits_caption, weights_limits
 from explain.ui.plots import bar_chart
 from explain.ui.session import cached
@@ -60,6 +61,18 @@ def training_curves(history: Mapping[str, Sequence[float]], epochs: int | None =
     return fig
 
 
+def live_training_curves(history: Mapping[str, Sequence[float]]) -> tuple[Panel, Panel]:
+    """`training_curves` for a running job (explain/ui/livechart.py): loss and accuracy per epoch, side by side."""
+    x = list(history.get("epoch", ()))
+    train, val = t("training"), t("validation")
+    loss = Panel((Line(train, list(history.get("train_loss", ())), x, "#4C78A8"), Line(val, list(history.get("val_loss", ())), x, "#F58518")),
+                 title=t("Loss"), x_label=t("epoch"))
+    acc = Panel((Line(train, [a * 100 for a in history.get("train_acc", ())], x, "#4C78A8"),
+                 Line(val, [a * 100 for a in history.get("val_acc", ())], x, "#F58518")),
+                title=t("Accuracy (%)"), x_label=t("epoch"), y_range=(0.0, 101.0))
+    return loss, acc
+
+
 def training_view() -> JobView:
     """How a training run is drawn: the bar follows the phase (caching, then steps), the curves each epoch."""
 
@@ -71,8 +84,8 @@ def training_view() -> JobView:
             return t("Epoch {e} of {n} · step {s} of {m} · loss {loss:.3f}", e=int(m["epoch"]), n=int(m["epochs"]), s=p.step, m=p.total, loss=m["loss"])
         return t("Epoch {e} done · validation accuracy {a:.1f}%", e=int(m["epoch"]), a=m["val_acc"] * 100)
 
-    def chart(p: Progress) -> go.Figure | None:
-        return training_curves(p.history) if p.phase == "epoch" else None
+    def chart(p: Progress) -> tuple[Panel, Panel] | None:
+        return live_training_curves(p.history) if p.phase == "epoch" else None
 
     return JobView(caption=caption, chart=chart)
 

@@ -198,3 +198,27 @@ def test_every_pipeline_s_count_is_written_on_the_robustness_chart_a_zero_one_to
     assert all(re.fullmatch(r"\d+/\d+", text) for text in drawn), drawn
     assert any(text.startswith("0/") for text in drawn), drawn  # the case this test is about happened
     assert_no_exception(page)
+
+
+def test_a_running_job_draws_its_live_chart_without_plotly(server, page):
+    """bench/app.py: a Plotly chart redrawn twice a second during an attack or an ideal image cost the user's browser
+    most of a core, on the cores the job needs (the job ran 1.5-2x slower than on the CLI). The live chart is now a few
+    kilobytes of inline SVG; Plotly appears only with the finished result."""
+    from ..live_app import main_button, set_number
+
+    page.goto(f"{server}/Adversarial")
+    main_button(page, "Attack").wait_for()
+    settle(page)
+    set_number(page, "Steps", 200)  # long enough to watch it run
+    main_button(page, "Attack").click()
+    live = page.locator(".cnn-lens-live-chart svg polyline")
+    live.first.wait_for(timeout=120_000)
+    assert page.locator('[data-testid="stStatusWidget"]').count() == 1  # still running
+    assert page.locator(".js-plotly-plot").count() == 0
+    points = live.first.get_attribute("points").split()
+    assert len(points) >= 1 and all(re.fullmatch(r"-?[\d.]+,-?[\d.]+", p) for p in points)
+    main_button(page, "Stop").click()
+    page.get_by_text("The attack was stopped before it finished").first.wait_for(timeout=120_000)
+    settle(page)
+    assert_no_exception(page)
+    assert page.locator(".cnn-lens-live-chart").count() == 0  # the live view is gone with the job

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 import pytest
 
 from ..live_app import settle
@@ -78,16 +80,24 @@ def test_clicking_a_position_explains_that_neuron_in_korean(server, page, chelse
     page.get_by_role("heading", name="뉴런 하나, 자세히 보기").first.wait_for()
     settle(page)
     assert_no_exception(page)
+    from explain.ui.neuron import _block_peak, _block_side
+
     h, w = trace.outputs["blocks.1.0"].shape[2:]
+    k = _block_side(h, w)  # a large map is drawn as one square per k×k block (the browser took seconds for one per position)
+    rows, cols = -(-h // k), -(-w // k)
+    assert 1 < k and rows * cols <= 32 * 32
     charts = _main(page).locator(".js-plotly-plot")
-    position_map = charts.last  # after the grid's bar chart: the channel's positions, one marker each
-    assert position_map.locator(".scatterlayer .trace").first.locator("path.point").count() == h * w
-    y, x = 10, 12
-    _click_point(page, position_map, y * w + x)
-    page.wait_for_function("() => /[?&]y=10(&|$)/.test(location.search) && /[?&]x=12(&|$)/.test(location.search)")
+    position_map = charts.last  # after the grid's bar chart: the channel's positions, one marker per block
+    assert position_map.locator(".scatterlayer .trace").first.locator("path.point").count() == rows * cols
+    fmap = trace.outputs["blocks.1.0"][0, 3].numpy()
+    y, x = _block_peak(fmap, 10, 12)  # a click on the block holding (10, 12) picks that block's strongest position
+    assert y // k == 10 // k and x // k == 12 // k and fmap[y, x] == fmap[10 // k * k : 10 // k * k + k, 12 // k * k : 12 // k * k + k].max()
+    assert (y, x) != tuple(int(v) for v in np.unravel_index(fmap.argmax(), fmap.shape))  # else the click would change nothing
+    _click_point(page, position_map, (10 // k) * cols + 12 // k)
+    page.wait_for_function(f"() => /[?&]y={y}(&|$)/.test(location.search) && /[?&]x={x}(&|$)/.test(location.search)")
     settle(page)
     assert_no_exception(page)
-    assert page.get_by_role("spinbutton", name="행 y", exact=True).input_value() == "10"
+    assert page.get_by_role("spinbutton", name="행 y", exact=True).input_value() == str(y)
     a = explain_neuron(trace, "blocks.1.0", 3, y, x)
     result = _main(page).locator('[data-testid="stAlertContentSuccess"]').filter(has_text="이 뉴런에 기록한 값")
     assert f"{a.value:.6f}" in result.inner_text() and f"{a.result:.6f}" in result.inner_text()
