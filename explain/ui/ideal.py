@@ -20,8 +20,8 @@ from explain.synthesis import PRESETS, IdealResult, IdealSettings, held_out_judg
 from explain.ui.backbones import backbone_by_name
 from explain.ui.i18n import t
 from explain.ui.jobs import JobView
-from explain.ui.livechart import Line, Panel
 from explain.ui.limits import copies_limit, gallery_limit, limits_caption, steps_limit
+from explain.ui.livechart import Line, Panel
 from explain.ui.plots import upright_yaxis_title
 
 PRESET_TITLES = {"course": "Course recipe (pixels + TV)", "clear": "Clear (FFT + robustness)"}

@@ -35,8 +35,8 @@ from explain.ui.classroom import kept_value
 from explain.ui.errors import run_safely, show_error
 from explain.ui.i18n import t
 from explain.ui.jobs import JobView
-from explain.ui.livechart import Line, Panel
 from explain.ui.limits import dataset_limits, image_limits, limits_caption, weights_limits
+from explain.ui.livechart import Line, Panel
 from explain.ui.plots import bar_chart
 from explain.ui.session import cached
 
