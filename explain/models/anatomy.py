@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,11 +30,22 @@ class Anatomy:
 
 
 def anatomy_of(base: str, model: nn.Module | None = None) -> Anatomy:
-    """Where the blocks and the classifier are in a registry architecture."""
-    spec = get_spec(base)
+    """Where the blocks and the classifier are in a registry architecture (without a model: the registry's own, built
+    once per name on the meta device and remembered: building it took 0.45 s of every Transfer page's first visit)."""
     if model is None:
-        with torch.device("meta"):
-            model = build_architecture(base)
+        return _registry_anatomy(base)
+    return _anatomy(base, model)
+
+
+@functools.cache
+def _registry_anatomy(base: str) -> Anatomy:
+    get_spec(base)  # an unknown name fails here, before building anything
+    with torch.device("meta"):
+        return _anatomy(base, build_architecture(base))
+
+
+def _anatomy(base: str, model: nn.Module) -> Anatomy:
+    spec = get_spec(base)
     if spec.family == "efficientnet-lite":
         blocks = tuple((f"blocks.{i}",) for i in range(len(model.blocks)))
         return Anatomy(("conv_stem", "bn1"), blocks, ("conv_head", "bn2", "global_pool"), (), "classifier")

@@ -44,14 +44,15 @@ ADVICE_TEXT = {
 }
 
 
-def advise(ds: ImageSet | Splits, similar: bool, base: str = "efficientnet_lite0") -> Advice:
-    """Recommend a strategy from the dataset size and whether the photos resemble ImageNet (the user's answer)."""
+def advise(ds: ImageSet | Splits, similar: bool, base: str = "efficientnet_lite0", model=None) -> Advice:
+    """Recommend a strategy from the dataset size and whether the photos resemble ImageNet (the user's answer).
+    model: the loaded network of `base`, when there is one (its blocks are counted without building another)."""
     train = ds.train if isinstance(ds, Splits) else ds
     counts = train.counts()
     per_class = min(counts.values()) if counts else 0
     large = per_class >= LARGE_PER_CLASS
     scenario = f"{'large' if large else 'small'}-{'similar' if similar else 'different'}"
-    blocks = len(anatomy_of(base).blocks) or 1
+    blocks = len(anatomy_of(base, model).blocks) or 1
     strategy, unfreeze, augment = {
         "small-similar": ("extract", 1, False),
         "small-different": ("finetune", min(2, blocks), True),

@@ -183,7 +183,7 @@ def planned_input_size(ds: ImageSet, preprocess: Preprocess) -> int | None:
 def plan_training(backbone: Backbone, splits: Splits, estimate: DomainEstimate | None = None) -> Plan:
     """Strategy "auto": the advisor picks strategy, blocks, epochs and resolution from the dataset, and says why."""
     estimate = estimate or estimate_domain(backbone, splits)
-    advice = advise(splits, estimate.similar, backbone.base or backbone.name)
+    advice = advise(splits, estimate.similar, backbone.base or backbone.name, None if backbone.base else backbone.model)
     large = advice.scenario.startswith("large")
     values = {"n": advice.per_class, "large": LARGE_PER_CLASS, "sample": estimate.images,
               "confidence": round(estimate.confidence * 100, 1), "threshold": round(SIMILAR_PROBE * 100),

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
-from skimage.metrics import structural_similarity
 from torch import nn
 
 from explain.errors import LensError
@@ -49,11 +47,16 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float | None:
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
+    # here, not at the top: importing scipy.stats took 1.1 s of the Grad-CAM page's first visit
+    from scipy.stats import spearmanr
+
     return float(spearmanr(a, b).statistic)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Structural similarity of two [0, 1] maps (1 = identical)."""
+    from skimage.metrics import structural_similarity
+
     return float(structural_similarity(np.asarray(a, np.float64), np.asarray(b, np.float64), data_range=1.0))
 
 
