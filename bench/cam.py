@@ -144,21 +144,23 @@ def compare(method, cls, backbone, layer, x, targets, rows, bs) -> dict:
     # warm-up: first calls pay for allocator growth and lazy initialisation
     ours(0, 1)
     ref(0, 1)
-    ours_t = ref_t = 0.0
+    ours_t = ref_t = ours_cpu = ref_cpu = 0.0
     corr: list[float] = []
     floor: list[float] = []
     for k, (s, e) in enumerate(batches):
         runs = {}
         for who in ("ours", "ref") if k % 2 == 0 else ("ref", "ours"):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             runs[who] = ours(s, e) if who == "ours" else ref(s, e)
             if backbone.device.type == "cuda":
                 torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             if who == "ours":
                 ours_t += dt
+                ours_cpu += dc
             else:
                 ref_t += dt
+                ref_cpu += dc
         corr += [pearson(a, b) for a, b in zip(runs["ours"], runs["ref"])]
         if method == "smoothgrad":
             floor += [pearson(a, b) for a, b in zip(runs["ours"], ours(s, e, seed=1))]
@@ -174,6 +176,10 @@ def compare(method, cls, backbone, layer, x, targets, rows, bs) -> dict:
         "time_ours_s": round(ours_t, 3),
         "time_reference_s": round(ref_t, 3),
         "time_ratio": round(ours_t / ref_t, 3),
+        # CPU seconds of this process: on a shared machine less disturbed by waiting for a core than wall time
+        "cpu_ours_s": round(ours_cpu, 3),
+        "cpu_reference_s": round(ref_cpu, 3),
+        "cpu_ratio": round(ours_cpu / ref_cpu, 3),
     }
     if floor:
         out["noise_floor_mean"] = round(float(np.mean(floor)), 6)

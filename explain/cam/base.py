@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -208,8 +209,20 @@ def layer_maps_to_input(raws: list[torch.Tensor], size: tuple[int, int]) -> tupl
 
 def clip_saliency(raw: torch.Tensor) -> torch.Tensor:
     """Pixel attributions (M, H, W) to [0, 1]: a few extreme pixels would leave the rest dark, so the 99th percentile is 1."""
-    top = torch.quantile(raw.flatten(1).float(), 0.99, dim=1).clamp(min=1e-12)
+    top = upper_quantile(raw.flatten(1).float(), 0.99).clamp(min=1e-12)
     return (raw / top[:, None, None]).clamp(0, 1)
+
+
+def upper_quantile(flat: torch.Tensor, q: float) -> torch.Tensor:
+    """torch.quantile(flat, q, dim=1) (linear interpolation), bit for bit, from the top values only (a partial
+    sort: for q = 0.99 of a 224 px map, 1 % of it) instead of sorting every row."""
+    n = flat.shape[1]
+    if q < 0.5 or not bool(torch.isfinite(flat).all()):
+        return torch.quantile(flat, q, dim=1)
+    rank = float(np.float32(q)) * (n - 1)  # as torch.quantile: q in the tensor's float32, the rank in double
+    below, above = math.floor(rank), math.ceil(rank)
+    top = torch.topk(flat, n - below, dim=1, sorted=True).values  # descending: sorted[below] is the last
+    return top[:, -1].lerp(top[:, n - 1 - above], torch.tensor(rank - below, dtype=flat.dtype))
 
 
 def class_probs(backbone: Backbone, x01: torch.Tensor, batch_size: int) -> torch.Tensor:

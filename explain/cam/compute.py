@@ -122,6 +122,14 @@ def compute_cam(
             grads = pixels.input_gradients(backbone, x01, pairs, 1, lambda x, _j: x, batch_size, guide=True)
             raw = (grads * maps[:, None]).abs().amax(1)
             maps = clip_saliency(raw)
+    elif method in ("saliency", "guided_backprop"):
+        # one forward pass gives the probabilities and the gradients' graph
+        layer_name = INPUT_LAYER
+        grads, pairs, probs = pixels.class_gradients(
+            backbone, x01, per_image, top_k, batch_size, guide=method == "guided_backprop"
+        )
+        raw = grads.abs().amax(1)
+        maps = clip_saliency(raw)
     else:
         probs = class_probs(backbone, x01, batch_size)
         pairs = target_pairs(per_image, probs, top_k)
@@ -134,12 +142,10 @@ def compute_cam(
         else:
             if method == "smoothgrad":
                 copies, make = samples, pixels.noisy_copies(x01, noise, seed)
-            elif method == "integrated_gradients":
-                copies, make = steps, pixels.path_copies(steps)
             else:
-                copies, make = 1, (lambda x, _j: x)
+                copies, make = steps, pixels.path_copies(steps)
             grads = pixels.input_gradients(
-                backbone, x01, pairs, copies, make, batch_size, guide=method == "guided_backprop", meter=meter if copies > 1 else None
+                backbone, x01, pairs, copies, make, batch_size, meter=meter if copies > 1 else None
             )
             if method == "integrated_gradients":
                 # attribution = (photo - black) x mean gradient on the path; its channel sum adds up to the score change

@@ -1,6 +1,8 @@
 """Maps at the input pixels: gradient saliency, SmoothGrad, integrated gradients, guided backprop, occlusion.
 
-The gradient methods share one loop (`input_gradients`): the class score's gradient with respect to copies
+Saliency and guided backprop take the class score's gradient with respect to the photos themselves
+(`class_gradients`): one forward pass per chunk gives the probabilities, the top classes and the graph.
+SmoothGrad and integrated gradients share one loop (`input_gradients`): the gradient with respect to copies
 of the photos (noisy copies for SmoothGrad, copies along a path from a black image for integrated gradients),
 several copies per pass. Occlusion needs no gradient: a grey patch slides over the photo and every batch of
 covered copies is one forward pass.
@@ -14,7 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from explain.cam.base import Meter, rounds
+from explain.cam.base import Meter, rounds, target_pairs
 from explain.errors import LensError
 from explain.hooks import attached
 from explain.models import Backbone
@@ -24,16 +26,41 @@ from explain.models import Backbone
 GUIDED_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Hardswish, nn.GELU, nn.Mish)
 
 
-class _PositiveGradient(torch.autograd.Function):
-    """Identity forward; backward lets only positive gradients through (the 'guided' rule)."""
+# activations whose derivative is 0 or 1: clamping the gradient after their backward pass is the same as before it
+_STEP_DERIVATIVE = (nn.ReLU, nn.ReLU6)
 
-    @staticmethod
-    def forward(ctx, x):  # noqa: D102
-        return x.clone()
 
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        return grad.clamp(min=0)
+def _positive(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp(min=0)
+
+
+def _positive_made(grad_inputs: tuple, grad_outputs: tuple) -> tuple | None:
+    """Backward hook of a ReLU/ReLU6 node: clamps the gradient it has just made, in place (no new tensor),
+    unless that tensor is one it was given (then a clamped copy, so no other gradient changes)."""
+    g = grad_inputs[0]
+    if g is None:
+        return None
+    if any(o is not None and o.data_ptr() == g.data_ptr() for o in grad_outputs):
+        return (g.clamp(min=0), *grad_inputs[1:])
+    g.clamp_(min=0)
+    return grad_inputs
+
+
+def _guide(module: nn.Module, _inputs, out) -> None:
+    """Forward hook: the gradient reaching the activation's input is the activation's backward of the output's
+    gradient clamped at 0. The forward pass stays exactly as it was (no copy, no extra node).
+
+    ReLU, ReLU6: the activation's backward node clamps the gradient it makes (its derivative is 0 or 1, so
+    clamping after it equals clamping before it, and the gradient it made is its own to change in place).
+    The smooth ones: a tensor hook clamps the output's gradient, summed over its consumers, before the
+    activation's backward uses it.
+    """
+    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+        return
+    if isinstance(module, _STEP_DERIVATIVE) and out.grad_fn is not None:
+        out.grad_fn.register_hook(_positive_made)
+    else:
+        out.register_hook(_positive)
 
 
 @contextmanager
@@ -41,13 +68,49 @@ def guided(model: nn.Module) -> Iterator[None]:
     """While the block runs, every activation module passes back only positive gradients (hooks always removed).
 
     Clamping the gradient at an activation's output and then letting the activation's own backward pass
-    zero it where the input was negative is exactly guided backprop's rule for a ReLU.
+    zero it where the input was negative is exactly guided backprop's rule for a ReLU. For ReLU6 (and
+    hardtanh-like activations) the activation's backward also zeroes it where the input was above 6:
+    guided backprop through ReLU6 keeps a gradient only where 0 < input < 6 and the gradient is positive.
+    Captum's GuidedBackprop changes nn.ReLU modules only, so on a ReLU6 network its map is the plain gradient.
     """
     modules = [m for m in model.modules() if isinstance(m, GUIDED_ACTIVATIONS)]
     if not modules:
         raise LensError("Guided backprop needs activation layers as modules (ReLU and the like); this model has none.")
-    with attached(forward=[(m, lambda _m, _i, out: _PositiveGradient.apply(out)) for m in modules]):
+    with attached(forward=[(m, _guide) for m in modules]):
         yield
+
+
+def class_gradients(
+    backbone: Backbone, x01: torch.Tensor, per_image: list, top_k: int, batch_size: int, guide: bool = False
+) -> tuple[torch.Tensor, list[tuple[int, int]], torch.Tensor]:
+    """Gradient (M, 3, H, W) of each pair's class score with respect to the photos themselves, with the pairs and
+    the clean probabilities: saliency and guided backprop.
+
+    One forward pass per chunk gives both the probabilities (so the top classes can be chosen) and the graph
+    the gradients come from; no separate pass for the probabilities. The guiding hooks change only the
+    backward pass, so the probabilities are the clean ones also for guided backprop.
+    """
+    n = x01.shape[0]
+    bs = max(1, batch_size)
+    grads_list, pairs, probs_list = [], [], []
+    for start in range(0, n, bs):
+        x = x01[start : start + bs].to(backbone.device).detach().requires_grad_(True)
+        with torch.enable_grad(), (guided(backbone.model) if guide else _nothing()):
+            logits = backbone.logits(x)
+        probs = logits.detach().float().softmax(1)
+        chunk_pairs = target_pairs(per_image[start : start + bs], probs, top_k)
+        grads = torch.empty(len(chunk_pairs), *x.shape[1:], device=x.device)
+        groups = rounds(chunk_pairs)
+        for r, members in enumerate(groups):
+            images = [chunk_pairs[k][0] for k in members]
+            rows = torch.tensor(images, device=logits.device)
+            cols = torch.tensor([chunk_pairs[k][1] for k in members], device=logits.device)
+            (g,) = torch.autograd.grad(logits[rows, cols].sum(), x, retain_graph=r < len(groups) - 1)
+            grads[members] = g[images]
+        grads_list.append(grads)
+        pairs += [(i + start, c) for i, c in chunk_pairs]
+        probs_list.append(probs)
+    return torch.cat(grads_list), pairs, torch.cat(probs_list)
 
 
 def input_gradients(

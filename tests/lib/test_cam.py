@@ -329,3 +329,139 @@ def test_slow_methods_report_progress_and_stop_with_what_they_have(lite0, chelse
     assert np.abs(part.raw[0, 64:]).max() == 0
     np.testing.assert_allclose(part.raw[0, :16], full.raw[0, :16], atol=1e-6)
     assert not compute_cam(lite0, small, 281, method="saliency", should_stop=lambda: True).stopped  # one pass: nothing to stop
+
+
+class _ReferenceGuided(torch.autograd.Function):
+    """Guided backprop's rule for ReLU6 written out: the gradient passes where 0 < input < 6 and it is positive
+    (upper=False: the ReLU rule, which forgets the upper bound)."""
+
+    @staticmethod
+    def forward(ctx, x, upper=True):
+        ctx.save_for_backward(x)
+        ctx.upper = upper
+        return x.clamp(0, 6)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        inside = (x > 0) & (x < 6) if ctx.upper else x > 0
+        return grad.clamp(min=0) * inside, None
+
+
+class _Reference(nn.Module):
+    def __init__(self, upper: bool):
+        super().__init__()
+        self.upper = upper
+
+    def forward(self, x):
+        return _ReferenceGuided.apply(x, self.upper)
+
+
+class _SmallNet(nn.Module):
+    """Conv, BN, an activation whose output feeds two consumers (a residual), a second activation, a linear head."""
+
+    def __init__(self, act: type[nn.Module]):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.act1 = act()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.act2 = act()
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.act1(self.bn(self.conv1(x)))
+        z = self.act2(self.conv2(y) + y)
+        return self.head(z.mean((2, 3)))
+
+
+def _small_backbone(act: type[nn.Module]) -> tuple[Backbone, torch.Tensor]:
+    from explain.images import Preprocess
+
+    torch.manual_seed(0)
+    model = _SmallNet(act)
+    with torch.no_grad():
+        model.conv1.weight.mul_(8)  # large pre-activations: some above 6, so ReLU6's upper bound matters
+        model.bn.running_mean.uniform_(-1, 1)
+        model.bn.running_var.uniform_(0.5, 2)
+    pre = Preprocess(input_size=24, resize_size=24, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    backbone = Backbone("small", model.eval(), ["a", "b", "c", "d"], pre, torch.device("cpu"), "trained")
+    return backbone, torch.rand(2, 3, 24, 24)
+
+
+def _guided_reference(backbone: Backbone, x: torch.Tensor, pairs, upper: bool) -> np.ndarray:
+    model = copy.deepcopy(backbone.model)
+    model.act1, model.act2 = _Reference(upper), _Reference(upper)
+    out = []
+    for i, c in pairs:
+        xi = x[i : i + 1].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(model(backbone.normalize(xi))[0, c], xi)
+        out.append(g[0].abs().amax(0).numpy())
+    return np.stack(out)
+
+
+def test_guided_backprop_through_relu6_follows_the_written_out_rule():
+    """Guided backprop through ReLU6: a gradient only where 0 < input < 6 and positive, also for an activation
+    whose output feeds two layers, and for two classes per image (two backward passes over one graph)."""
+    backbone, x = _small_backbone(nn.ReLU6)
+    pre = backbone.model.bn(backbone.model.conv1(backbone.normalize(x)))
+    assert (pre > 6).float().mean() > 0.05 and (pre < 0).float().mean() > 0.05  # both bounds are crossed
+    result = compute_cam(backbone, x, targets=[[0, 2], [1, 3]], method="guided_backprop", batch_size=2)
+    pairs = list(zip(result.image_index, result.target_index))
+    assert pairs == [(0, 0), (0, 2), (1, 1), (1, 3)]
+    ref = _guided_reference(backbone, x, pairs, upper=True)
+    np.testing.assert_allclose(result.raw, ref, rtol=1e-5, atol=1e-7)
+    # and the rule matters: the plain gradient, and the ReLU rule that forgets the upper bound, are other maps
+    plain = compute_cam(backbone, x, targets=[[0, 2], [1, 3]], method="saliency", batch_size=2)
+    relu_rule = _guided_reference(backbone, x, pairs, upper=False)
+    assert np.abs(plain.raw - ref).max() > 1e-2 * ref.max()
+    assert np.abs(relu_rule - ref).max() > 1e-2 * ref.max()
+    assert hook_count(backbone.model) == 0
+    # the probabilities are the clean ones (the guiding changes only the backward pass)
+    with torch.no_grad():
+        probs = torch.softmax(backbone.logits(x), 1)
+    assert result.target_prob == pytest.approx([float(probs[i, c]) for i, c in pairs], abs=1e-6)
+
+
+class _Logits01(nn.Module):
+    """Captum's view of a backbone: [0, 1] pixels in, logits out (as in bench/cam.py)."""
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.model = backbone.model
+
+    def forward(self, x):
+        return self.backbone.logits(x)
+
+
+def test_guided_backprop_equals_captums_on_relu_and_captums_is_the_plain_gradient_on_relu6():
+    """Why bench/cam.py finds r ≈ 0.28 against Captum on EfficientNet-Lite (ReLU6): Captum's GuidedBackprop
+    changes only nn.ReLU modules. On a ReLU network both give the same map; on a ReLU6 network Captum's
+    'guided' map is the plain gradient, ours is guided."""
+    attr = pytest.importorskip("captum.attr")
+    for act in (nn.ReLU, nn.ReLU6):
+        backbone, x = _small_backbone(act)
+        net = _Logits01(backbone)
+        with pytest.warns(UserWarning):  # Captum warns that it sets backward hooks
+            theirs = attr.GuidedBackprop(net).attribute(x.clone().requires_grad_(True), target=[1, 3])
+        theirs = theirs.detach().abs().amax(1).numpy()
+        ours = compute_cam(backbone, x, targets=[1, 3], method="guided_backprop").raw
+        plain = compute_cam(backbone, x, targets=[1, 3], method="saliency").raw
+        if act is nn.ReLU:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+            assert np.abs(plain - ours).max() > 1e-2 * ours.max()
+        else:
+            np.testing.assert_allclose(theirs, plain, rtol=1e-5, atol=1e-7)
+            assert np.abs(theirs - ours).max() > 1e-2 * ours.max()
+
+
+@pytest.mark.parametrize("n", [1, 2, 37, 1000, 224 * 224, 213 * 160])
+def test_upper_quantile_is_torch_quantile_bit_for_bit(n):
+    """The saliency scaling's partial sort gives exactly torch.quantile's value, ties and tiny maps included."""
+    from explain.cam.base import upper_quantile
+
+    gen = torch.Generator().manual_seed(n)
+    for flat in (torch.rand(3, n, generator=gen), (torch.randn(3, n, generator=gen).abs() ** 3 * 4).round()):
+        for q in (0.99, 0.9, 0.75):
+            assert torch.equal(upper_quantile(flat, q), torch.quantile(flat, q, dim=1)), (n, q)
