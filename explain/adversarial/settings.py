@@ -24,6 +24,13 @@ MAX_VIEWS = 8
 VIEW_MARGIN = 3.0
 
 
+# L∞ PGD with views follows the sign of m ← μ m + g / mean|g|, not of g alone: each step draws only a few views,
+# and the running sum carries the views of the last few steps too (MI-FGSM's momentum, here over EOT gradients).
+# Targeted, ε = 2, 20 steps, 3 views, μ = 0 → 0.75: tuning photos 1-20 of the ImageNet samples: mean of the 25 shifted
+# crops 92.2 → 93.4 %, mean steps 14.8 → 12.1; held-out photos 51-70: 93.4 → 94.8 %, 16.3 → 13.8 steps (2026-12-02).
+EOT_MOMENTUM = 0.75
+
+
 @dataclass(frozen=True)
 class AttackSettings:
     """How to attack. ε and the step size are in grey levels (/255 of the pixel range).
@@ -47,6 +54,7 @@ class AttackSettings:
     views: int = 3  # views of the saved image per step: our exact crop + random shifted, rescaled ones; 0 = only our exact crop
     jpeg: bool = False  # also make it survive JPEG re-encoding (quality 90): some views go through JPEG
     seed: int | None = 0
+    view_momentum: float = EOT_MOMENTUM  # L∞ PGD with views: step along the sign of a decaying sum of the unit view-averaged gradients (0 = off)
 
     def checked(self) -> AttackSettings:
         """These settings, or a LensError that says which value to change."""
@@ -72,6 +80,8 @@ class AttackSettings:
             raise LensError("Margin, TV weight and momentum must be ≥ 0, and input diversity a probability 0…1.")
         if isinstance(self.views, bool) or not isinstance(self.views, int) or not 0 <= self.views <= MAX_VIEWS:
             raise LensError(f"Views per step must be a whole number from 0 to {MAX_VIEWS} (got {self.views!r}).")
+        if not 0 <= self.view_momentum < 1:
+            raise LensError(f"View momentum must be from 0 to below 1 (got {self.view_momentum:g}).")
         if not 0 <= self.leak <= MAX_LEAK:
             raise LensError(
                 f"Gradient leak must be from 0 to {MAX_LEAK:g} (got {self.leak:g}); above about 0.12 the attack gets worse, not better."

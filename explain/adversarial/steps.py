@@ -115,7 +115,8 @@ def attack_batch(
     classes (targeted) or the classes to move away from. With settings.views > 0 every step averages the
     gradient over that many views of each canvas: the exact centre crop (from 2 views on) and random ones
     (shifted by up to the margin, some slightly rescaled, with settings.jpeg some through JPEG). An image is
-    at its goal only when every view leads by VIEW_MARGIN; images at their goal leave the batch early.
+    at its goal only when every view leads by VIEW_MARGIN; images at their goal leave the batch early. L∞ PGD
+    with views steps along the sign of a running sum of those averaged gradients (settings.view_momentum).
     A long job (explain.jobs): callback(progress) after every step, with metrics "goal_prob" (the goal's
     probability, mean over the batch) and "reached" (images at their goal); should_stop ends it early.
     """
@@ -213,6 +214,9 @@ def attack_batch(
         grad, da, xa, idx = grad[keep], da[keep], xa[keep], active[keep]
         if settings.method == "mifgsm":
             momentum[idx] = settings.decay * momentum[idx] + _unit(grad)
+            step_dir = momentum[idx].sign()
+        elif sampler is not None and settings.view_momentum > 0 and settings.norm == "linf":
+            momentum[idx] = settings.view_momentum * momentum[idx] + _unit(grad)
             step_dir = momentum[idx].sign()
         elif settings.norm == "l2":
             step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)

@@ -18,7 +18,7 @@ from explain.adversarial import (
 )
 from explain.classify import classify_images
 from explain.errors import LensError
-from explain.images import decode_image, encode_png, prepare
+from explain.images import decode_image, encode_png, prepare, to_tensor
 from explain.regularisers import total_variation
 
 from ..conftest import CAT_CLASSES, GOLDEN_RETRIEVER
@@ -140,6 +140,9 @@ def test_batch_early_stop_and_callback(lite0, chelsea):
         ({"leak": -0.1}, "leak"),
         ({"leak": 0.9}, "0 to 0.5"),
         ({"leak": float("nan")}, "leak"),
+        ({"view_momentum": -0.1}, "View momentum"),
+        ({"view_momentum": 1.0}, "below 1"),
+        ({"view_momentum": float("nan")}, "View momentum"),
     ],
 )
 def test_bad_settings_say_what_to_change(kwargs, words):
@@ -227,3 +230,26 @@ def test_bad_target_is_a_lens_error(lite0, chelsea):
 def test_perturbation_image_writes_its_gain():
     shown, gain = perturbation_image(np.array([[[-2, 0, 2]]], dtype=np.int16))
     assert gain == 63 and shown.tolist() == [[[2, 128, 254]]]
+
+
+def test_view_momentum_changes_the_path_and_the_budget_still_holds(lite0, chelsea):
+    """Momentum over the views' gradients steers the attack; the saved perturbation stays whole levels within ε."""
+    from explain.adversarial.views import canvas_box
+
+    prepared = prepare(chelsea, lite0.preprocess)
+    top, left, side = canvas_box(*prepared.resized.shape[:2], lite0.preprocess)
+    canvas = to_tensor(prepared.resized[top : top + side, left : left + side])  # the crop and the margin views may shift into
+    goal = torch.tensor([GOLDEN_RETRIEVER])
+    common = {"eps": 2, "steps": 4, "views": 2, "confidence": 0.999}  # no early stop: every step is taken
+    plain = attack_batch(lite0, canvas, goal, True, AttackSettings(view_momentum=0.0, **common))
+    steered = attack_batch(lite0, canvas, goal, True, AttackSettings(view_momentum=0.75, **common))
+    assert not torch.equal(plain.delta, steered.delta)
+    for outcome in (plain, steered):
+        assert torch.equal(outcome.delta, outcome.delta.round()) and outcome.delta.abs().max() <= 2
+    # without views the setting is not used: the same attack as before
+    no_views = {"eps": 2, "steps": 3, "views": 0, "confidence": 0.999}
+    crops = prepared.tensor
+    assert torch.equal(
+        attack_batch(lite0, crops, goal, True, AttackSettings(view_momentum=0.0, **no_views)).delta,
+        attack_batch(lite0, crops, goal, True, AttackSettings(view_momentum=0.75, **no_views)).delta,
+    )
