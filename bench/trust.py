@@ -7,9 +7,13 @@ The photos run in a fixed shuffled order (any prefix is a sample of the set), re
 Score-CAM, Ablation-CAM, occlusion and integrated gradients cost hundreds of forward passes per map, and the
 randomisation check makes ten maps more: they run on every --heavy-every-th photo, without the randomisation
 check unless --heavy-sanity; SmoothGrad (16 noisy copies per map) on every --smoothgrad-every-th photo.
---until HH:MM (UTC) starts no new photo after that time, so a run fits a time slot.
+--until HH:MM (UTC) starts no new photo after that time, so a run fits a time slot. --resume keeps the photos
+already in --out (same model, fill, steps, --heavy-every and --smoothgrad-every, so every photo keeps its place in
+the order and its methods) and computes only the rest; --heavy-last runs the light methods on every photo first and
+the heavy ones afterwards, on the heavy photos that lack them, while time is left.
 
     python bench/trust.py [--images 100] [--until 13:50] [--methods all] [--threads 1]
+    python bench/trust.py --resume --heavy-last --heavy-every 6 --until 16:55   # go on from bench/results/trust.json
     python bench/trust.py --road-speed 5     # ROAD: the exact (factorised) against the fast imputation
 """
 
@@ -156,6 +160,8 @@ def main() -> None:
     parser.add_argument("--smoothgrad-every", type=int, default=2, help="run SmoothGrad on every n-th photo")
     parser.add_argument("--heavy-sanity", action="store_true", help="also run the randomisation check for the heavy methods")
     parser.add_argument("--until", default=None, help="HH:MM UTC: start no new photo after this")
+    parser.add_argument("--resume", action="store_true", help="keep the photos already in --out, compute only the rest")
+    parser.add_argument("--heavy-last", action="store_true", help="light methods on every photo first, then the heavy ones")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--road-speed", type=int, default=0, help="only time ROAD's imputation, exact against fast, on n photos")
     parser.add_argument("--out", default=str(ROOT / "bench/results/trust.json"))
@@ -177,37 +183,94 @@ def main() -> None:
         hour, minute = (int(v) for v in args.until.split(":"))
         deadline = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     picked = rows[: args.images]
-    records = []
+    done: dict[str, dict] = {}
+    runs: list[dict] = []
+    earlier_seconds = 0.0
+    if args.resume and Path(args.out).exists():
+        old = json.loads(Path(args.out).read_text())
+        same = {"model": args.model, "fill": "blur", "steps": 16, "heavy_every": args.heavy_every,
+                "smoothgrad_every": args.smoothgrad_every, "heavy_sanity": args.heavy_sanity}
+        differ = {k: (old.get(k), v) for k, v in same.items() if old.get(k) != v}
+        if differ:
+            sys.exit(f"--resume: {args.out} was made with other settings (old, new): {differ}")
+        done = {r["file"]: r for r in old["records"]}
+        earlier_seconds = float(old.get("seconds", 0.0))
+        runs = old.get("runs") or [{"argv": None, "photos_added": len(done), "seconds": earlier_seconds,
+                                    "load_average_end": old.get("load_average")}]
+        print(f"resuming: {len(done)} photos already in {args.out}", file=sys.stderr, flush=True)
+    by_file: dict[str, dict] = {}
+    run = {"argv": sys.argv[1:], "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "photos_added": 0, "heavy_added": 0, "seconds": 0.0, "load_average_end": None}
     started = time.perf_counter()
 
+    def ordered() -> list[dict]:
+        return [by_file[r["file"]] for r in picked if r["file"] in by_file]
+
     def save() -> dict:
+        records = ordered()
         summary = summarise(records)
+        run["seconds"] = round(time.perf_counter() - started, 1)
+        run["load_average_end"] = os.getloadavg()
         result = {
             "model": args.model, "device": str(backbone.device), "threads": args.threads, "images": [r["file"] for r in records],
             "fill": "blur", "steps": 16, "heavy_methods": list(HEAVY), "heavy_every": args.heavy_every,
             "smoothgrad_every": args.smoothgrad_every, "heavy_sanity": args.heavy_sanity,
-            "seconds": round(time.perf_counter() - started, 1), "load_average": os.getloadavg(), "summary": summary, "records": records,
+            "seconds": round(earlier_seconds + run["seconds"], 1), "load_average": os.getloadavg(),
+            "runs": runs + [run], "summary": summary, "records": records,
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         Path(args.out).with_suffix(".md").write_text(markdown(summary) + "\n")
         return summary
 
-    for k, row in enumerate(picked):
+    def out_of_time(k: int) -> bool:
         if deadline is not None and datetime.now(timezone.utc) >= deadline:
             print(f"stopped at {args.until} UTC after {k} photos", file=sys.stderr, flush=True)
-            break
+            return True
+        return False
+
+    def heavy_due(k: int) -> list[str]:
+        return [m for m in methods if m in HEAVY] if args.heavy_every and k % args.heavy_every == 0 else []
+
+    def add_heavy(k: int, row: dict, x: torch.Tensor) -> None:
+        have = {m["method"] for m in by_file[row["file"]]["methods"]}
+        heavy = [m for m in heavy_due(k) if m not in have]
+        if heavy:  # the randomisation check would make ten more maps of hundreds of passes each
+            slow = trust_report(backbone, x, int(row["class_index"]), heavy, randomisation=args.heavy_sanity)
+            by_file[row["file"]]["methods"] += [method_record(m, slow) for m in slow.methods]
+            run["heavy_added"] += 1
+
+    stopped = False
+    for k, row in enumerate(picked):
+        if row["file"] in done:
+            by_file[row["file"]] = done[row["file"]]
+            continue
+        if stopped or out_of_time(k):
+            stopped = True
+            continue
         x = prepare(read_image(data / row["file"]), backbone.preprocess).tensor
         light = [m for m in methods if m not in HEAVY and (m not in MEDIUM or k % max(1, args.smoothgrad_every) == 0)]
         report = trust_report(backbone, x, int(row["class_index"]), light)
-        records.append({"file": row["file"], "class": report.target_label, "prob": round(report.target_prob, 6),
-                        "methods": [method_record(m, report) for m in report.methods]})
-        heavy = [m for m in methods if m in HEAVY] if args.heavy_every and k % args.heavy_every == 0 else []
-        if heavy:  # the randomisation check would make ten more maps of hundreds of passes each
-            slow = trust_report(backbone, x, int(row["class_index"]), heavy, randomisation=args.heavy_sanity)
-            records[-1]["methods"] += [method_record(m, slow) for m in slow.methods]
+        by_file[row["file"]] = {"file": row["file"], "class": report.target_label, "prob": round(report.target_prob, 6),
+                                "methods": [method_record(m, report) for m in report.methods]}
+        run["photos_added"] += 1
+        if not args.heavy_last:
+            add_heavy(k, row, x)
         save()
         print(f"{k + 1} {row['file']}: {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    if args.heavy_last and not stopped:
+        for k, row in enumerate(picked):
+            if row["file"] not in by_file or not heavy_due(k):
+                continue
+            have = {m["method"] for m in by_file[row["file"]]["methods"]}
+            if all(m in have for m in heavy_due(k)):
+                continue
+            if out_of_time(k):
+                break
+            add_heavy(k, row, prepare(read_image(data / row["file"]), backbone.preprocess).tensor)
+            save()
+            print(f"heavy {k + 1} {row['file']}: {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr, flush=True)
     print(markdown(save()))
 
 
