@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,14 +29,24 @@ def attached(
 ) -> Iterator[None]:
     """Register forward hooks and forward pre-hooks (module, function) for the block; all removed on exit, also on errors.
 
-    The one place in CNN Lens that registers hooks: every other helper goes through it.
+    The one place in CNN Lens that registers hooks: every other helper goes through it. The hooks fire only for
+    forward passes of the thread that registered them: a registry network is shared by every session of the server
+    (each a thread), and another student's forward pass must neither fill this recording nor be changed by its hooks.
     """
+    owner = threading.get_ident()
+
+    def own(fn: Callable) -> Callable:
+        def hook(*args):
+            return fn(*args) if threading.get_ident() == owner else None
+
+        return hook
+
     handles = []
     try:
         for module, fn in pre:
-            handles.append(module.register_forward_pre_hook(fn))
+            handles.append(module.register_forward_pre_hook(own(fn)))
         for module, fn in forward:
-            handles.append(module.register_forward_hook(fn))
+            handles.append(module.register_forward_hook(own(fn)))
         yield
     finally:
         for handle in handles:

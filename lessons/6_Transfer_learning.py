@@ -25,6 +25,7 @@ from explain.ui.jobs import run_job, stop_button
 from explain.ui.limits import epochs_limit, limits_caption
 from explain.ui.session import cached
 from explain.ui.transfer import (
+    VAL_FRACTION,
     advisor_panel,
     dataset_builder,
     dataset_overview,
@@ -62,9 +63,9 @@ if dataset is None:
     st.stop()
 dataset_overview(dataset)
 
-val_fraction = 0.2  # the folders' own split is used as it is
+val_fraction = VAL_FRACTION  # the folders' own split is used as it is
 if not dataset.split_given:
-    val_fraction = st.slider(t("Share of each class kept for validation"), 0.1, 0.5, 0.2, 0.05, key="tl_val_frac")
+    val_fraction = st.slider(t("Share of each class kept for validation"), 0.1, 0.5, VAL_FRACTION, 0.05, key="tl_val_frac")
 splits = run_safely(split_dataset, dataset, val_fraction)
 if splits is None:
     st.stop()

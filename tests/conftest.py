@@ -11,6 +11,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+os.environ.setdefault("CNN_LENS_WARMUP", "0")  # in-process page tests: no background warm-up (explain.ui.warmup); the live app has it
 # the channel microscope's shared index cache: one per test run, never the user's ~/.cache (built once, reused by the pages)
 INDEX_CACHE = None if "CNN_LENS_INDEX_DIR" in os.environ else tempfile.mkdtemp(prefix="cnn-lens-index-")
 if INDEX_CACHE:

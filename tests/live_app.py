@@ -40,7 +40,8 @@ def running_app(log_path: Path, start_timeout_s: float = 90, env: dict | None = 
     the tests and benchmarks get too. No terminal: run.sh then starts Streamlit headless. Stopped on exit.
     """
     port = free_port()
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if k != "CNN_LENS_WARMUP"}  # the server warms up as a user's does
+    env = {**inherited, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}
     cmd = ["bash", str(ROOT / "run.sh"), "--server.port", str(port), "--server.address", "127.0.0.1"]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)

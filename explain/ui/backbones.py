@@ -23,6 +23,11 @@ def cached_backbone(name: str) -> Backbone:
     return load_backbone(name)
 
 
+def is_shared(backbone: Backbone) -> bool:
+    """A registry network with its published weights: what it computes may be shared between sessions (not a user's own model)."""
+    return backbone.source not in ("file", "trained") and backbone.name in REGISTRY and backbone.base in ("", backbone.name)
+
+
 def custom_backbones() -> BoundedCache:
     """This session's own models (fine-tuned or loaded from a file) by name, never shared between users."""
     return session_cache("custom_backbones", MAX_SESSION_MODELS)

@@ -12,8 +12,10 @@ from explain.images import Prepared
 from explain.models import Backbone
 from explain.neuron import NeuronArithmetic, explain_neuron, term_grids
 from explain.receptive import NetworkTrace, draw_box, effective_field_image, effective_receptive_field, trace_network
+from explain.ui.backbones import is_shared
 from explain.ui.classroom import forget_choice, url_state
 from explain.ui.errors import run_safely
+from explain.ui.featuremaps import recording_key
 from explain.ui.i18n import t
 from explain.ui.session import cached, image_key
 
@@ -24,10 +26,14 @@ CHANNEL_GRIDS = 3  # a convolution over many channels: the input channels that a
 TOLERANCE = 1e-4
 
 
+def trace_photo(backbone: Backbone, prepared: Prepared) -> NetworkTrace:
+    return trace_network(backbone.model, backbone.normalize(prepared.tensor.to(backbone.device)))
+
+
 def cached_trace(backbone: Backbone, image: np.ndarray, prepared: Prepared) -> NetworkTrace:
     """Every module's input and output for (backbone, photo): one more forward pass, once per session and photo."""
-    build = lambda: trace_network(backbone.model, backbone.normalize(prepared.tensor.to(backbone.device)))  # noqa: E731
-    return cached("traces", (backbone.name, image_key(image)), build, TRACES_KEPT)
+    build = lambda: trace_photo(backbone, prepared)  # noqa: E731
+    return cached("traces", recording_key(backbone, image), build, TRACES_KEPT, shared=is_shared(backbone))
 
 
 def _cached_field(backbone: Backbone, image: np.ndarray, prepared: Prepared, neuron: tuple[str, int, int, int]):

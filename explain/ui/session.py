@@ -7,6 +7,7 @@ does not recompute them; every name has a bound, so one session cannot pile up m
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Container, Hashable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
@@ -81,13 +82,46 @@ def session_cache(name: str, max_entries: int) -> BoundedCache:
     return store
 
 
-def cached(name: str, key: Hashable, build: Callable[[], V], max_entries: int) -> V:
-    """build() once per `key` in this session's cache `name`, which keeps the `max_entries` most recently used."""
+SHARED_KEPT = 2  # per name: what every session may re-use (the sample photos on a registry network); bounded like a session
+
+_shared: dict[str, BoundedCache] = {}
+_shared_lock = threading.Lock()
+_building: dict[tuple[str, Hashable], threading.Lock] = {}
+
+
+def shared_cached(name: str, key: Hashable, build: Callable[[], V], max_entries: int = SHARED_KEPT) -> V:
+    """build() once per `key` for the whole server, every session included: 30 students on the same sample photo wait once.
+
+    Only for values that depend on nothing but `key`'s public inputs (a registry network, pixels, settings), never on
+    a session's own model. Two sessions asking for the same key at once build it once; different keys build in parallel.
+    The values are shared: callers must not change them.
+    """
+    with _shared_lock:
+        store = _shared.setdefault(name, BoundedCache(max_entries))
+        if key in store:
+            return store.use(key)
+        building = _building.setdefault((name, key), threading.Lock())
+    with building:
+        with _shared_lock:
+            if key in store:
+                return store.use(key)
+        value = build()
+        with _shared_lock:
+            store.put(key, value)
+            _building.pop((name, key), None)
+    return value
+
+
+def cached(name: str, key: Hashable, build: Callable[[], V], max_entries: int, shared: bool = False) -> V:
+    """build() once per `key` in this session's cache `name`, which keeps the `max_entries` most recently used.
+
+    shared: the value depends on public inputs only (see shared_cached): another session's result is re-used.
+    """
     store = session_cache(name, max_entries)
     if key in store:
         return store.use(key)
     store.make_room()
-    value = build()
+    value = shared_cached(name, key, build) if shared else build()
     store.put(key, value)
     return value
 

@@ -29,8 +29,9 @@ from explain.transfer import (
     demo_dataset,
     epoch_history,
     plan_training,
+    split_dataset,
 )
-from explain.ui.backbones import add_weights_backbone, custom_backbones
+from explain.ui.backbones import add_weights_backbone, custom_backbones, is_shared
 from explain.ui.classroom import kept_value
 from explain.ui.errors import run_safely, show_error
 from explain.ui.i18n import t
@@ -179,6 +180,30 @@ def prediction_grid(images, predictions, labels, classes, columns: int = 6, key:
                 col.caption(t("true: {label}", label=classes[true]))
 
 
+DEMO_PER_CLASS = 24  # the demo set's default size per class
+VAL_FRACTION = 0.2  # the default share of each class kept for validation (when the folders give no split)
+
+
+def demo_splits(name: str, per_class: int = DEMO_PER_CLASS, val_fraction: float = VAL_FRACTION) -> Splits:
+    """The demo set as the page splits it by default (the server warms its plan before anyone opens the page)."""
+    return split_dataset(demo_dataset(name, per_class), val_fraction)
+
+
+def plan_key(backbone: Backbone, splits: Splits) -> tuple:
+    return (backbone.name, backbone.preprocess, splits_fingerprint(splits))
+
+
+def splits_fingerprint(splits: Splits) -> str:
+    """What a plan depends on: the classes and every photo's pixels and label in each split (file names alone can repeat)."""
+    h = hashlib.sha1(repr(splits.classes).encode())
+    for part in (splits.train, splits.val):
+        h.update(repr((len(part), list(part.labels))).encode())
+        for img in part.images:
+            h.update(repr(img.shape).encode())
+            h.update(np.ascontiguousarray(img).data)
+    return h.hexdigest()
+
+
 def _signature(*parts) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()
 
@@ -197,7 +222,7 @@ def dataset_builder() -> ImageSet | None:
         if source == "demo":
             c1, c2 = st.columns(2)
             name = c1.selectbox(t("Demo set"), list(DEMO_SETS), format_func=lambda n: t(DEMO_TITLES[n]), key="tl_demo")
-            per_class = c2.slider(t("Images per class"), 8, 60, 24, key="tl_demo_n")
+            per_class = c2.slider(t("Images per class"), 8, 60, DEMO_PER_CLASS, key="tl_demo_n")
             return _decoded_once("demo", _signature(name, per_class), lambda: demo_dataset(name, per_class))
         if source == "zip":
             up = st.file_uploader(t("Zip file"), type=["zip"], key="tl_zip")
@@ -294,8 +319,7 @@ def dataset_overview(dataset: ImageSet) -> None:
 
 def advisor_panel(backbone: Backbone, splits: Splits) -> Plan | None:
     """The advisor's plan for this dataset (measured once per dataset and split) and why, in words; None after an error."""
-    key = (backbone.name, splits.classes, splits.train.names, splits.val.names)
-    plan = run_safely(cached, "tl_plan", key, lambda: plan_training(backbone, splits), 2)
+    plan = run_safely(cached, "tl_plan", plan_key(backbone, splits), lambda: plan_training(backbone, splits), 2, shared=is_shared(backbone))
     if plan is None:
         return None
     advice = plan.advice

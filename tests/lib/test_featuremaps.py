@@ -137,3 +137,31 @@ def test_a_layer_of_one_by_one_maps_is_a_vector_of_channel_values(recording):
 
     assert is_vector(recording.maps["global_pool.pool"]) and is_vector((1280, 1, 1))
     assert not is_vector(recording.maps["bn2"]) and not any(is_vector(li.shape) for li in recording.layers[:-1])
+
+
+def test_another_threads_forward_pass_neither_fills_nor_is_changed_by_this_threads_hooks(lite0):
+    """A registry network is shared by every session (thread) of the server: a recording must hold only its own pass."""
+    import threading
+
+    from explain.hooks import attached
+
+    mine, theirs = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)), torch.ones(1, 3, 224, 224)
+    with torch.no_grad():
+        expected_theirs = lite0.model(theirs)
+        expected_mine = lite0.model(mine)
+    layer = lite0.model.get_submodule("conv_stem")
+    got = {}
+
+    def other_session() -> None:
+        with torch.no_grad():
+            got["theirs"] = lite0.model(theirs)
+
+    with torch.no_grad(), hooked(lite0.model, ["conv_stem"]) as outputs, attached(forward=[(layer, lambda m, i, o: o * 0)]):
+        worker = threading.Thread(target=other_session)
+        worker.start()
+        worker.join()
+        assert outputs == {}  # the other thread's pass left nothing here
+        zeroed = lite0.model(mine)  # this thread's own hook still changes this thread's pass
+    assert torch.allclose(got["theirs"], expected_theirs, atol=1e-5)  # and did not change theirs
+    assert list(outputs) == ["conv_stem"] and not torch.allclose(zeroed, expected_mine, atol=1e-3)
+    assert hook_count(lite0.model) == 0

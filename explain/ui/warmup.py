@@ -1,0 +1,69 @@
+"""Work the first visits of the pages will need, done once per server in the background after its first page is drawn.
+
+A classroom server is started minutes before anyone opens a page: by then the default network's results for the
+default photo and the demo set (the Feature maps recording and trace, the Transfer advisor's measurements) sit in the
+server-wide caches (explain.ui.session.shared_cached) with the very keys the pages ask for, Plotly's validators and
+the pages' modules are loaded. The thread runs at the lowest CPU priority, so a user's own work comes first.
+Off with CNN_LENS_WARMUP=0 (the in-process page tests set it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+log = logging.getLogger("cnn_lens")
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def start_warmup() -> threading.Thread | None:
+    """Start the warm-up thread once per process; None when it is switched off."""
+    global _thread
+    if os.environ.get("CNN_LENS_WARMUP", "1") == "0":
+        return None
+    with _lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_run, name="cnn-lens-warmup", daemon=True)
+            _thread.start()
+    return _thread
+
+
+def _run() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # its OpenMP workers inherit it
+    except (OSError, AttributeError):
+        pass
+    began = time.perf_counter()
+    try:
+        warm()
+    except Exception:  # a warm-up that fails costs nothing but the time it would have saved
+        log.exception("warm-up failed (the pages compute what they need themselves)")
+        return
+    log.info("warm-up done in %.1f s", time.perf_counter() - began)
+
+
+def warm() -> None:
+    """Fill the server-wide caches for the default network, the first sample photo and the first demo set."""
+    from explain.images import SAMPLES, sample_image
+    from explain.models import DEFAULT_BACKBONE
+    from explain.transfer import DEMO_SETS, plan_training
+    from explain.ui.backbones import cached_backbone, is_shared
+    from explain.ui.featuremaps import record_photo, recording_key
+    from explain.ui.neuron import trace_photo
+    from explain.ui.plots import bar_chart
+    from explain.ui.session import shared_cached
+    from explain.ui.transfer import demo_splits, plan_key
+
+    bar_chart([1.0, 2.0], ["a", "b"], "warm-up", "x", "y").to_json()  # Plotly loads its validators once per process
+    backbone = cached_backbone(DEFAULT_BACKBONE)  # the sidebar's default, shared by every session
+    if not is_shared(backbone):
+        return
+    image = sample_image(next(iter(SAMPLES)))
+    key = recording_key(backbone, image)
+    prepared, _ = shared_cached("recordings", key, lambda: record_photo(backbone, image))
+    shared_cached("traces", key, lambda: trace_photo(backbone, prepared))
+    splits = demo_splits(next(iter(DEMO_SETS)))
+    shared_cached("tl_plan", plan_key(backbone, splits), lambda: plan_training(backbone, splits))
