@@ -22,6 +22,7 @@ from explain.ui.microscope import microscope_button
 from explain.ui.neuron import neuron_panel
 from explain.ui.pickers import backbone_and_photo
 from explain.ui.plots import bar_chart
+from explain.ui.svgbars import bars_html
 
 st.title(t("Feature maps"))
 st.caption(t("Early layers respond to edges and colours; deeper layers to textures, parts and whole objects."))
@@ -73,11 +74,8 @@ def map_grid(layer: str, fmap) -> str:
     st.image(encode_png(grid.image), caption=t("{layer}: {n} of {c} channels (row by row: {first}…)", layer=layer, n=len(channels), c=c, first=channels[:6]), width="stretch", output_format="PNG")
     stats = channel_stats(fmap)
     top = top_channels(fmap, min(10, c))
-    st.plotly_chart(
-        bar_chart([stats.mean[i] for i in top], top, t("Top channels by mean activation"), t("channel"), t("mean")),
-        width="stretch",
-        key="fm_topbar",
-    )
+    # redrawn on every layer switch: inline SVG, not a Plotly chart (explain.ui.svgbars)
+    st.markdown(bars_html([stats.mean[i] for i in top], top, t("Top channels by mean activation"), t("channel"), t("mean")), unsafe_allow_html=True)
     return cmap
 
 

@@ -199,7 +199,8 @@ class JobOutcome(Generic[T]):
     interrupted: bool = False
 
 
-BAR_EVERY_S = 0.5  # the progress bar's text at most twice a second (each message is a redraw in the user's browser)
+BAR_EVERY_S = 1.0  # the progress bar's text at most once a second, with the preview and chart: each message is a redraw
+# in the user's browser (Chromium's CPU per 10 s ideal image: 2.9-3.4 s at 2 Hz, 2.1-2.7 s at 1 Hz; bench/app.py's machine)
 DRAW_EVERY_S = 1.0  # a live preview and chart at most once a second
 
 

@@ -41,7 +41,7 @@ def _cached_field(backbone: Backbone, image: np.ndarray, prepared: Prepared, neu
     return cached("fields", (backbone.name, image_key(image), neuron), lambda: effective_receptive_field(backbone.model, x, *neuron), FIELDS_KEPT)
 
 
-POSITION_MARKERS = 32  # clickable squares per side at most: a 112×112 map drawn as 12,544 markers took the browser seconds
+POSITION_MARKERS = 16  # clickable squares per side at most: a 112×112 map drawn as 12,544 markers took the browser seconds
 
 
 def _block_side(h: int, w: int) -> int:
