@@ -71,12 +71,17 @@ def running_app(log_path: Path, start_timeout_s: float = 90, env: dict | None = 
 
 
 def settle(tab, timeout_ms: int = 120_000, quiet_ms: int = 600) -> None:
-    """Wait until the app has finished running: no status widget ("Running…") for `quiet_ms`."""
+    """Wait until the app has finished running: no script running, no status widget ("Running…") for `quiet_ms`."""
     tab.wait_for_selector('[data-testid="stAppViewContainer"]')
     deadline = time.monotonic() + timeout_ms / 1000
     quiet_since = None
     while time.monotonic() < deadline:
-        running = tab.locator('[data-testid="stStatusWidget"]').count() > 0 or tab.locator('[data-stale="true"]').count() > 0
+        # Streamlit's own flag on stApp says whether a script runs (its status widget appears only after a delay)
+        running = (
+            tab.locator('[data-testid="stApp"][data-test-script-state="running"]').count() > 0
+            or tab.locator('[data-testid="stStatusWidget"]').count() > 0
+            or tab.locator('[data-stale="true"]').count() > 0
+        )
         if running:
             quiet_since = None
         elif quiet_since is None:
