@@ -2,8 +2,8 @@
 
 A classroom server is started minutes before anyone opens a page: by then the default network's results for the
 default photo and the demo set (the Feature maps recording and trace, the Transfer advisor's measurements) sit in the
-server-wide caches (explain.ui.session.shared_cached) with the very keys the pages ask for, Plotly's validators and
-the pages' modules are loaded. The thread runs at the lowest CPU priority, so a user's own work comes first.
+server-wide caches (explain.ui.session.shared_cached) with the very keys the pages ask for, the network that judges
+ideal images is loaded, and so are Plotly's validators. The thread runs at the lowest CPU priority, so a user's own work comes first.
 Off with CNN_LENS_WARMUP=0 (the in-process page tests set it).
 """
 
@@ -49,6 +49,7 @@ def warm() -> None:
     """Fill the server-wide caches for the default network, the first sample photo and the first demo set."""
     from explain.images import SAMPLES, sample_image
     from explain.models import DEFAULT_BACKBONE
+    from explain.synthesis import Target, held_out_judge
     from explain.transfer import DEMO_SETS, plan_training
     from explain.ui.backbones import cached_backbone, is_shared
     from explain.ui.featuremaps import record_photo, recording_key
@@ -67,3 +68,6 @@ def warm() -> None:
     shared_cached("traces", key, lambda: trace_photo(backbone, prepared))
     splits = demo_splits(next(iter(DEMO_SETS)))
     shared_cached("tl_plan", plan_key(backbone, splits), lambda: plan_training(backbone, splits))
+    judge = held_out_judge(backbone, Target("class", 0))  # the second network that judges every ideal image of a class
+    if judge is not None:
+        cached_backbone(judge)
