@@ -6,7 +6,7 @@ import streamlit as st
 
 from explain.ui.i18n import t
 from explain.ui.sidebar import sidebar
-from explain.ui.warmup import start_warmup
+from explain.ui.warmup import page_running, start_warmup
 
 log = logging.getLogger("cnn_lens")
 
@@ -71,8 +71,9 @@ def guarded(run, where: str) -> None:
 
 
 navigation = st.navigation(pages)
-guarded(sidebar, "the sidebar")
-guarded(navigation.run, f"the page {navigation.title}")
+with page_running():  # the background warm-up waits while a page runs (explain.ui.warmup)
+    guarded(sidebar, "the sidebar")
+    guarded(navigation.run, f"the page {navigation.title}")
 
 # after the first page is drawn: the default network's results the first visits need, in the background (explain.ui.warmup)
 start_warmup()

@@ -53,3 +53,28 @@ def test_a_users_own_model_is_never_shared(lite0):
     assert is_shared(lite0)
     assert not is_shared(replace(lite0, source="trained", name="my model (efficientnet_lite0, extract)"))
     assert not is_shared(replace(lite0, source="file", name="efficientnet_lite0"))  # a file named like a registry network
+
+
+def test_the_warm_up_waits_while_a_page_runs_and_a_moment_after():
+    import time
+
+    from explain.ui.warmup import page_running, wait_until_idle
+
+    release = threading.Event()
+
+    def a_page() -> None:
+        with page_running():
+            release.wait(5)
+
+    page = threading.Thread(target=a_page)
+    page.start()
+    time.sleep(0.05)
+    threading.Timer(0.3, release.set).start()
+    began = time.monotonic()
+    wait_until_idle(idle_s=0.2)
+    waited = time.monotonic() - began
+    page.join()
+    assert 0.45 <= waited < 3.0  # until the page ended (0.3 s) and then 0.2 s of quiet
+    began = time.monotonic()
+    wait_until_idle(idle_s=0.0)
+    assert time.monotonic() - began < 0.5  # nothing running: at once
