@@ -14,6 +14,7 @@ the network exactly the attacked crop.
     settings   AttackSettings: method, ε, steps, step sizes, leak (ATTACKS, NORMS)
     leaky      the leaky gradient through switched-off ReLUs
     views      the views other pipelines take of a saved PNG: sampled during the attack (ViewSampler), judged after (robustness)
+    fast       the attack's twin of the network: BatchNorm folded into the convs (same logits, faster passes)
     steps      one batch of crops: quantise, project, the loop (attack_batch, a long job)
     run        photos end to end, judged on the saved PNG (attack_images, a long job; AttackResult, AttackRun)
 """

@@ -1,0 +1,119 @@
+"""A faster twin of the network for the attack's own forward and backward passes: BatchNorm folded into the convs.
+
+An attack spends nearly all its time in forward-plus-input-gradient passes. In eval mode a BatchNorm is a fixed
+per-channel scale and shift, so it can be folded into the convolution before it (w' = w·γ/σ, b' = β − μ·γ/σ): the
+same function in one op instead of two, with no BatchNorm backward. The twin is a *copy* (the app's network is
+never changed), its parameters need no gradient, and it is used only if its logits match the original's on a test
+input; otherwise the attack runs on the original network.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+
+import torch
+from torch import nn
+
+FOLD_TOLERANCE = 1e-3  # largest |logit difference| accepted on the check input (float32 rounding is ~1e-5)
+
+_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module | None]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer of the model is replaced or changed in place (training, loading)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return (model.training, tuple((id(t), t._version) for t in tensors))
+
+
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    return (
+        isinstance(conv, nn.Conv2d)
+        and isinstance(bn, nn.BatchNorm2d)
+        and not bn.training
+        and bn.running_mean is not None
+        and bn.running_var is not None
+        and bn.num_features == conv.out_channels
+    )
+
+
+def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    with torch.no_grad():
+        scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.double()
+        shift = -bn.running_mean.double() * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias.double()
+        if conv.bias is not None:
+            shift = shift + conv.bias.double() * scale
+        weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
+        conv.weight = nn.Parameter(weight.to(conv.weight.dtype).contiguous(memory_format=_layout(conv.weight)))
+        conv.bias = nn.Parameter(shift.to(conv.weight.dtype))
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+def _without_norm(bn: nn.BatchNorm2d) -> nn.Module:
+    """What is left of a BatchNorm once folded: nothing, or timm's BatchNormAct2d's dropout and activation."""
+    rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if isinstance(m, nn.Module)]
+    return nn.Sequential(*rest) if rest else nn.Identity()
+
+
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold, in place, every eval-mode BatchNorm2d registered right after the Conv2d it normalises; how many were folded.
+
+    "Right after" is registration order inside one parent (conv, bn) -- how torchvision and timm build their
+    blocks. A network that registers them so but calls them otherwise would compute something else: the caller
+    checks the logits (see `attack_model`).
+    """
+    folded = 0
+    for parent in list(model.modules()):
+        names = list(parent._modules)
+        for first, second in zip(names, names[1:]):
+            conv, bn = parent._modules[first], parent._modules[second]
+            if _foldable(conv, bn):
+                _fold_into(conv, bn)
+                parent._modules[second] = _without_norm(bn)
+                folded += 1
+    return folded
+
+
+def _check_input(model: nn.Module, size: int) -> torch.Tensor:
+    param = next(model.parameters())
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(2, 3, size, size, generator=gen).to(param.device)
+
+
+def _twin(model: nn.Module, size: int) -> nn.Module:
+    twin = copy.deepcopy(model)
+    if not fold_batchnorm(twin):
+        return model
+    for p in twin.parameters():
+        p.requires_grad_(False)  # the attack wants input gradients only
+    x = _check_input(model, size)
+    with torch.no_grad():
+        same = torch.allclose(twin(x), model(x), rtol=0, atol=FOLD_TOLERANCE)
+    return twin if same else model
+
+
+def attack_model(model: nn.Module, size: int = 224) -> nn.Module:
+    """The network the attack should run: a BatchNorm-folded copy of `model` when that gives the same logits, else `model`.
+
+    Cached per model (weakly) and rebuilt when any of its weights change; `model` itself is never modified.
+    Only for eval-mode models: one in training mode is returned as it is.
+    """
+    if model.training:
+        return model
+    key = _fingerprint(model)
+    with _lock:
+        hit = _cache.get(model)
+        if hit is not None and hit[0] == key:
+            return hit[1] or model
+        twin = _twin(model, size)
+        _cache[model] = (key, None if twin is model else twin)  # no strong reference back to the key
+        return twin
