@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from explain.adversarial.fast import attack_model
+from explain.folding import folded_twin
 from explain.adversarial.leaky import leaky_relus
 from explain.adversarial.settings import VIEW_MARGIN, AttackSettings
 from explain.adversarial.views import ViewSampler
@@ -136,7 +136,7 @@ def attack_batch(
 
     size = backbone.preprocess.input_size
     margin = (x.shape[-1] - size) // 2
-    model = attack_model(backbone.model, size)  # BatchNorm folded into the convs: the same logits, faster passes
+    model = folded_twin(backbone.model, size)  # BatchNorm folded into the convs: the same logits, faster passes
     sampler = ViewSampler(size, margin, jpeg=0.25 if settings.jpeg else 0.0) if settings.views else None
     repeats = settings.views if sampler else 1
 

@@ -1,9 +1,11 @@
-"""The attack's faster twin of the network (explain.adversarial.fast): same logits and gradients, app's network untouched."""
+"""The faster twin of the network (explain.folding) that the attack and the pixel maps run: same logits and gradients, app's network untouched."""
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from explain.adversarial.fast import attack_model, fold_batchnorm
+from explain.folding import folded_twin, fold_batchnorm
 from explain.images import prepare
 
 
@@ -17,7 +19,7 @@ def _bns(model: nn.Module) -> int:
 
 def test_folded_lite0_gives_the_same_logits_and_input_gradients(lite0, chelsea):
     before = _state(lite0.model)
-    twin = attack_model(lite0.model, lite0.preprocess.input_size)
+    twin = folded_twin(lite0.model, lite0.preprocess.input_size)
     assert twin is not lite0.model and _bns(twin) == 0 and _bns(lite0.model) == 49
     assert not any(p.requires_grad for p in twin.parameters())
     # the app's network is exactly as it was
@@ -76,17 +78,17 @@ def test_fold_is_exact_on_a_small_block_with_conv_bias():
 
 def test_a_network_that_calls_its_layers_otherwise_keeps_the_original():
     dishonest = _block(honest=False)
-    assert attack_model(dishonest, 9) is dishonest
-    assert attack_model(dishonest, 9) is dishonest  # cached as "no twin", still the original
+    assert folded_twin(dishonest, 9) is dishonest
+    assert folded_twin(dishonest, 9) is dishonest  # cached as "no twin", still the original
 
 
 def test_twin_is_cached_and_rebuilt_when_the_weights_change():
     block = _block()
-    twin = attack_model(block, 9)
-    assert twin is not block and attack_model(block, 9) is twin
+    twin = folded_twin(block, 9)
+    assert twin is not block and folded_twin(block, 9) is twin
     with torch.no_grad():
         block.conv.weight.mul_(2)  # as an optimiser step or load_state_dict would, in place
-    fresh = attack_model(block, 9)
+    fresh = folded_twin(block, 9)
     assert fresh is not twin
     x = torch.randn(2, 3, 9, 9)
     with torch.no_grad():
@@ -96,4 +98,29 @@ def test_twin_is_cached_and_rebuilt_when_the_weights_change():
 
 def test_a_model_in_training_mode_is_used_as_it_is():
     block = _block().train()
-    assert attack_model(block, 9) is block
+    assert folded_twin(block, 9) is block
+
+
+def test_pixel_maps_run_on_the_twin_and_equal_the_original_networks(lite0, chelsea, monkeypatch):
+    """Saliency and occlusion are computed on the folded twin (faster) and still are the original network's maps."""
+    from explain.cam import compute_cam
+    from explain.cam import pixels
+
+    x = prepare(chelsea, lite0.preprocess).tensor
+    ran: list[nn.Module] = []
+    real = pixels.folded_twin
+    monkeypatch.setattr(pixels, "folded_twin", lambda model, size: ran.append(real(model, size)) or ran[-1])
+    saliency = compute_cam(lite0, x, targets=281, method="saliency")
+    assert ran and all(net is not lite0.model and _bns(net) == 0 for net in ran)
+
+    xx = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(lite0.model(lite0.normalize(xx))[0, 281], xx)
+    reference = g.abs().amax(1)[0].numpy()
+    r = np.corrcoef(saliency.raw[0].ravel(), reference.ravel())[0, 1]
+    assert r > 0.9999
+    # float rounding moves a few units across ReLU6's 0 or 6: a few pixels differ by a little, none by much
+    diff = np.abs(saliency.raw[0] - reference)
+    assert np.quantile(diff, 0.99) < 1e-3 * reference.max() and diff.max() < 0.05 * reference.max()
+    with torch.no_grad():
+        prob = lite0.model(lite0.normalize(x)).softmax(1)[0, 281]
+    assert saliency.target_prob[0] == pytest.approx(float(prob), abs=1e-4)

@@ -1,6 +1,7 @@
-"""A faster twin of the network for the attack's own forward and backward passes: BatchNorm folded into the convs.
+"""A faster twin of a network for passes that need only logits and input gradients: BatchNorm folded into the convs.
 
-An attack spends nearly all its time in forward-plus-input-gradient passes. In eval mode a BatchNorm is a fixed
+The attack, saliency, guided backprop, SmoothGrad, integrated gradients and occlusion spend nearly all their time
+in such passes (forward, or forward plus the gradient with respect to the input). In eval mode a BatchNorm is a fixed
 per-channel scale and shift, so it can be folded into the convolution before it (w' = w·γ/σ, b' = β − μ·γ/σ): the
 same function in one op instead of two, with no BatchNorm backward. The twin is a *copy* (the app's network is
 never changed), its parameters need no gradient, and it is used only if its logits match the original's on a test
@@ -69,7 +70,7 @@ def fold_batchnorm(model: nn.Module) -> int:
 
     "Right after" is registration order inside one parent (conv, bn) -- how torchvision and timm build their
     blocks. A network that registers them so but calls them otherwise would compute something else: the caller
-    checks the logits (see `attack_model`).
+    checks the logits (see `folded_twin`).
     """
     folded = 0
     for parent in list(model.modules()):
@@ -101,8 +102,8 @@ def _twin(model: nn.Module, size: int) -> nn.Module:
     return twin if same else model
 
 
-def attack_model(model: nn.Module, size: int = 224) -> nn.Module:
-    """The network the attack should run: a BatchNorm-folded copy of `model` when that gives the same logits, else `model`.
+def folded_twin(model: nn.Module, size: int = 224) -> nn.Module:
+    """The network to run when only logits and input gradients are wanted: a BatchNorm-folded copy of `model` when that gives the same logits, else `model`.
 
     Cached per model (weakly) and rebuilt when any of its weights change; `model` itself is never modified.
     Only for eval-mode models: one in training mode is returned as it is.
