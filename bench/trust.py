@@ -237,7 +237,10 @@ def main() -> None:
         heavy = [m for m in heavy_due(k) if m not in have]
         if heavy:  # the randomisation check would make ten more maps of hundreds of passes each
             slow = trust_report(backbone, x, int(row["class_index"]), heavy, randomisation=args.heavy_sanity)
-            by_file[row["file"]]["methods"] += [method_record(m, slow) for m in slow.methods]
+            record = by_file[row["file"]]
+            record["methods"] += [method_record(m, slow) for m in slow.methods]
+            if record["class"] is None:
+                record.update({"class": slow.target_label, "prob": round(slow.target_prob, 6)})
             run["heavy_added"] += 1
 
     stopped = False
@@ -250,9 +253,14 @@ def main() -> None:
             continue
         x = prepare(read_image(data / row["file"]), backbone.preprocess).tensor
         light = [m for m in methods if m not in HEAVY and (m not in MEDIUM or k % max(1, args.smoothgrad_every) == 0)]
-        report = trust_report(backbone, x, int(row["class_index"]), light)
-        by_file[row["file"]] = {"file": row["file"], "class": report.target_label, "prob": round(report.target_prob, 6),
-                                "methods": [method_record(m, report) for m in report.methods]}
+        if not light and not heavy_due(k):
+            continue  # only heavy methods asked for (--methods), and this photo is not one of theirs
+        record = {"file": row["file"], "class": None, "prob": None, "methods": []}
+        if light:
+            report = trust_report(backbone, x, int(row["class_index"]), light)
+            record.update({"class": report.target_label, "prob": round(report.target_prob, 6),
+                           "methods": [method_record(m, report) for m in report.methods]})
+        by_file[row["file"]] = record
         run["photos_added"] += 1
         if not args.heavy_last:
             add_heavy(k, row, x)

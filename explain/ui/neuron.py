@@ -163,14 +163,18 @@ def _grids(arithmetic: NeuronArithmetic) -> None:
         cols = st.columns(3)
         for col, grid, name in zip(cols, (inputs[ci], weights[ci], products[ci]), (t("input window"), t("kernel"), t("products"))):
             col.caption(name)
-            col.dataframe(pd.DataFrame(grid).map(_fmt), hide_index=True)
+            col.table(pd.DataFrame(grid).map(_fmt), hide_index=True, hide_header=True)
     if len(products) > CHANNEL_GRIDS:
         rest = float(products.sum() - sum(products[ci].sum() for ci in order))
         st.caption(t("… and {n} more input channels add {s}", n=len(products) - len(order), s=_fmt(rest)))
 
 
 def arithmetic_panel(a: NeuronArithmetic) -> None:
-    """The terms, their sum and the steps after it, ending at the value the network recorded."""
+    """The terms, their sum and the steps after it, ending at the value the network recorded.
+
+    Small static tables (st.table), not interactive dataframes: the panel is redrawn on every layer switch, and each
+    dataframe is a canvas grid the browser mounts anew.
+    """
     kinds = {
         "conv": t("A regular convolution: every input channel's {k} window times its kernel, all summed.", k="×".join(map(str, a.kernel))),
         "depthwise": t("A depthwise convolution: it sees one input channel only, through a {k} window.", k="×".join(map(str, a.kernel))),
@@ -188,7 +192,7 @@ def arithmetic_panel(a: NeuronArithmetic) -> None:
         _grids(a)
     elif a.terms:
         rows = a.terms[:POINTWISE_ROWS]
-        st.dataframe(pd.DataFrame([
+        st.table(pd.DataFrame([
             {t("input"): f"[{r.channel}, {r.y}, {r.x}]", t("value"): _fmt(r.input), t("weight"): _fmt(r.weight), t("product"): _fmt(r.product)} for r in rows
         ]), hide_index=True)
         if len(a.terms) > len(rows):
@@ -197,7 +201,7 @@ def arithmetic_panel(a: NeuronArithmetic) -> None:
     if a.terms or a.kind in ("avgpool", "maxpool"):
         st.markdown(t("{reduce} of the terms = **{s}**", reduce=t({"sum": "sum", "max": "largest", "mean": "mean"}[a.reduce]), s=_fmt(a.products_sum)))
     if a.steps:
-        st.dataframe(pd.DataFrame([{t("step"): t(STEP_NAMES[s.name]) if s.name in STEP_NAMES else s.name, t("numbers"): s.detail, t("value"): _fmt(s.value)} for s in a.steps]), hide_index=True)
+        st.table(pd.DataFrame([{t("step"): t(STEP_NAMES[s.name]) if s.name in STEP_NAMES else s.name, t("numbers"): s.detail, t("value"): _fmt(s.value)} for s in a.steps]), hide_index=True)
     ok = abs(a.result - a.value) <= TOLERANCE * max(1.0, abs(a.value))
     line = t("Result **{r}**; the network recorded **{v}** at this neuron.", r=f"{a.result:.6f}", v=f"{a.value:.6f}")
     (st.success if ok else st.warning)(("✅ " if ok else "⚠️ ") + line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from torch import nn
@@ -83,6 +84,18 @@ def test_a_neuron_link_and_typed_positions_follow_the_library(chelsea_trace):
     captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
     assert f"receptive field: 3×3 pixels (x {x0}..{x1 - 1}, y {y0}..{y1 - 1})" in captions
     assert any("input channel" in m.value for m in at.markdown)  # a regular convolution: grids per input channel
+    # as static tables (window, kernel, products per input channel, and the steps after the sum): redrawn on every
+    # layer switch, interactive dataframes cost the browser a canvas each
+    from explain.neuron import term_grids
+
+    assert not any(len(df.value) == 3 for df in at.dataframe)
+    grids = [tb.value.astype(float).to_numpy() for tb in at.table if tb.value.shape == (3, 3)]
+    inputs, weights, products = term_grids(a)
+    top = int(np.argsort(-np.abs(products.reshape(len(products), -1).sum(1)), kind="stable")[0])
+    assert len(grids) >= 3
+    np.testing.assert_allclose(grids[0], inputs[top], atol=1e-4)
+    np.testing.assert_allclose(grids[1], weights[top], atol=1e-4)
+    np.testing.assert_allclose(grids[2], products[top], atol=1e-4)
     at.number_input(key="fm_y").set_value(21).run()
     assert at.query_params["y"] == "21"
     assert f"**{explain_neuron(chelsea_trace, 'conv_stem', 4, 21, 31).value:.6f}**" in _result_line(at)
