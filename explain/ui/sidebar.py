@@ -13,9 +13,16 @@ from explain.ui.i18n import t
 # Streamlit's sidebar is 300 px wide whatever the text size: the picker's value (an input, it cannot wrap) lost its
 # weight badge ("MobileNetV3-Large · ⚪ 다운로드 필요"), and in presenter mode even "EfficientNet-Lite0 · (". In rem, the
 # width grows with presenter mode's larger text; a collapsed sidebar keeps Streamlit's own rules.
+#
+# No CSS transitions anywhere in the app: during a job every progress message started Streamlit's fades (stale
+# elements, the status widget, the progress bar), which the browser animates frame by frame on the same cores the
+# job runs on. An attack's 3 s in Chromium cost 1.2-1.5 CPU-s of browser work with them, 0.63-0.71 without
+# (/proc, 4 attacks each); two torch threads lose far more than that when one core is taken. Spinners (keyframe
+# animations) still turn; stale elements still dim, at once instead of fading.
 SIDEBAR_CSS = """
 <style>
 section[data-testid="stSidebar"][data-collapsed="false"] { min-width: min(21.5rem, 100vw); }
+.stApp *, .stApp *::before, .stApp *::after { transition: none !important; }
 </style>
 """
 

@@ -217,6 +217,16 @@ def test_a_running_job_draws_its_live_chart_without_plotly(server, page):
     assert page.locator(".js-plotly-plot").count() == 0
     points = live.first.get_attribute("points").split()
     assert len(points) >= 1 and all(re.fullmatch(r"-?[\d.]+,-?[\d.]+", p) for p in points)
+    # and no CSS transitions while it runs: each progress message would start fades the browser draws frame by
+    # frame on the job's cores (stale elements, the status widget, the progress bar)
+    transitions = set()
+    for _ in range(8):
+        transitions |= set(page.evaluate(
+            "() => document.getAnimations().filter(a => a instanceof CSSTransition)"
+            ".map(a => a.transitionProperty + ' ' + (a.effect.target.getAttribute('data-testid') || a.effect.target.className))"
+        ))
+        page.wait_for_timeout(250)
+    assert not transitions, transitions
     main_button(page, "Stop").click()
     page.get_by_text("The attack was stopped before it finished").first.wait_for(timeout=120_000)
     settle(page)
