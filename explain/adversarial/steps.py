@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from explain.folding import folded_twin
 from explain.adversarial.leaky import leaky_relus
 from explain.adversarial.settings import VIEW_MARGIN, AttackSettings
 from explain.adversarial.views import ViewSampler
+from explain.folding import folded_twin
 from explain.jobs import Progress, ProgressLog, StopSignal, stop_requested
 from explain.models import Backbone
 from explain.regularisers import total_variation

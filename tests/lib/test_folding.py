@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from explain.folding import folded_twin, fold_batchnorm
+from explain.folding import fold_batchnorm, folded_twin
 from explain.images import prepare
 
 
@@ -103,8 +103,7 @@ def test_a_model_in_training_mode_is_used_as_it_is():
 
 def test_pixel_maps_run_on_the_twin_and_equal_the_original_networks(lite0, chelsea, monkeypatch):
     """Saliency and occlusion are computed on the folded twin (faster) and still are the original network's maps."""
-    from explain.cam import compute_cam
-    from explain.cam import pixels
+    from explain.cam import compute_cam, pixels
 
     x = prepare(chelsea, lite0.preprocess).tensor
     ran: list[nn.Module] = []
