@@ -14,7 +14,7 @@ from explain.featuremaps import (
     top_channels,
 )
 from explain.images import encode_png
-from explain.ui.classroom import kept_value, lesson_panel, presenter_mode, url_state
+from explain.ui.classroom import kept_value, lesson_panel, presenter_mode, url_batch, url_state
 from explain.ui.errors import run_safely
 from explain.ui.featuremaps import cached_recording, cached_summary
 from explain.ui.i18n import t
@@ -91,6 +91,11 @@ def vector_bars(layer: str, fmap) -> None:
 
 @st.fragment
 def layer_panel() -> None:
+    with url_batch():  # a layer switch changes layer, channel, y and x: one URL message, not six
+        _layer_panel()
+
+
+def _layer_panel() -> None:
     url_state("layer", "fm_layer", names[len(names) // 2], options=names)
     layer = st.selectbox(t("Layer"), names, key="fm_layer", format_func=layer_label)
     fmap = recording.maps[layer]

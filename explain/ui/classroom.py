@@ -21,7 +21,8 @@ parameters (PAGE_PARAMS) are dropped from the URL when the user switches page.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def url_state(
     state = st.session_state
     remembered = state.setdefault("_url_last", {})
     if key not in state:
-        raw = st.query_params.get(param)
+        raw = _url_get(param)
         try:
             value = cast(raw) if raw is not None else None
         except (TypeError, ValueError):
@@ -92,8 +93,8 @@ def url_state(
     state[key] = remembered[key] = state[key]
     if not write:
         forget_url(param)  # read once; a link copied from the address bar does not carry it on
-    elif st.query_params.get(param) != _url_text(state[key]):
-        st.query_params[param] = _url_text(state[key])
+    elif _url_get(param) != _url_text(state[key]):
+        _url_set(param, _url_text(state[key]))
     if write:
         state.setdefault("_url_owner", {})[param] = _current_page()
     return state[key]
@@ -116,8 +117,58 @@ def kept_value(key: str, default: Any, options: Container | None = None) -> Any:
 
 def forget_url(param: str) -> None:
     """Remove a parameter from the URL (its widget is not shown, e.g. an upload replaced the sample)."""
-    if param in st.query_params:
-        del st.query_params[param]
+    if _url_get(param) is not None:
+        _url_set(param, None)
+
+
+_PENDING = "_url_pending"
+
+
+@contextmanager
+def url_batch() -> Iterator[None]:
+    """The URL changes made inside (url_state, forget_url) reach the browser as one message at the end.
+
+    Each change of st.query_params is its own message, and the browser rewrites its history entry for each: a layer
+    switch on Feature maps changed layer, channel, y and x (and forgot the old y and x) in six. Only this module's
+    functions see the pending values, so use it where nothing else reads st.query_params (a fragment).
+    """
+    state = st.session_state
+    if state.get(_PENDING) is not None:  # already batching
+        yield
+        return
+    pending: dict[str, str | None] = {}
+    state[_PENDING] = pending
+    try:
+        yield
+    finally:
+        state[_PENDING] = None
+        if pending:
+            params = st.query_params.to_dict()
+            for param, text in pending.items():
+                if text is None:
+                    params.pop(param, None)
+                else:
+                    params[param] = text
+            if params != st.query_params.to_dict():
+                st.query_params.from_dict(params)
+
+
+def _url_get(param: str) -> str | None:
+    pending = st.session_state.get(_PENDING)
+    if pending is not None and param in pending:
+        return pending[param]
+    return st.query_params.get(param)
+
+
+def _url_set(param: str, text: str | None) -> None:
+    """Set (or with None remove) one URL parameter, now or at the end of the url_batch around it."""
+    pending = st.session_state.get(_PENDING)
+    if pending is not None:
+        pending[param] = text
+    elif text is None:
+        st.query_params.pop(param, None)
+    else:
+        st.query_params[param] = text
 
 
 def forget_choice(param: str, key: str) -> None:
