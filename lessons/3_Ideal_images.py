@@ -73,47 +73,54 @@ preset_name = st.radio(
 )
 settings = settings_panel(preset_name)
 
-b1, b2, b3 = st.columns(3)
-run_clicked = b1.button(t("Make the image"), key="ideal_run", type="primary", width="stretch")
-compare_clicked = b2.button(
-    t("Compare both recipes"), key="ideal_compare", width="stretch",
-    help=t("The same target with the course recipe and the clear one, side by side."),
-)
-stop_button("ideal", b3, width="stretch")
-runs = compare_runs(preset_name, settings) if compare_clicked else [(preset_name, settings)] if run_clicked else None
+# The job and its results rerun alone: a click on Make, Compare or Stop does not re-send the settings above, so the
+# browser redraws a few elements, not the whole page, while the job needs the cores.
+@st.fragment
+def make_and_show() -> None:
+    b1, b2, b3 = st.columns(3)
+    run_clicked = b1.button(t("Make the image"), key="ideal_run", type="primary", width="stretch")
+    compare_clicked = b2.button(
+        t("Compare both recipes"), key="ideal_compare", width="stretch",
+        help=t("The same target with the course recipe and the clear one, side by side."),
+    )
+    stop_button("ideal", b3, width="stretch")
+    runs = compare_runs(preset_name, settings) if compare_clicked else [(preset_name, settings)] if run_clicked else None
 
 
-def make_images(job, runs=runs, target=target) -> dict:
-    """Each recipe in turn; every finished image joins the gallery at once, so a later stop keeps it."""
-    made: list[str] = []
-    for name, run_settings in runs:
-        job.keep({"preset": name, "settings": run_settings, "target": target, "made": made, "compare": len(runs) == 2})
-        result = ideal_image(backbone, target, run_settings, lambda p, name=name: job.callback(replace(p, phase=name)), job.should_stop)
-        made.append(keep_in_gallery(backbone, name, result))
-        if result.stopped:
-            break
-    return {"made": made, "pair": len(runs) == 2 and len(made) == 2}
+    def make_images(job, runs=runs, target=target) -> dict:
+        """Each recipe in turn; every finished image joins the gallery at once, so a later stop keeps it."""
+        made: list[str] = []
+        for name, run_settings in runs:
+            job.keep({"preset": name, "settings": run_settings, "target": target, "made": made, "compare": len(runs) == 2})
+            result = ideal_image(backbone, target, run_settings, lambda p, name=name: job.callback(replace(p, phase=name)), job.should_stop)
+            made.append(keep_in_gallery(backbone, name, result))
+            if result.stopped:
+                break
+        return {"made": made, "pair": len(runs) == 2 and len(made) == 2}
 
 
-def keep_the_image_so_far(kept: dict | None, last) -> dict | None:
-    """A run a click cut short: its last preview becomes a stopped image."""
-    if kept is None:
-        return None
-    made = list(kept["made"])
-    if last is not None and last.preview is not None:
-        made.append(keep_in_gallery(backbone, kept["preset"], result_so_far(backbone, kept["target"], kept["settings"], last)))
-    return {"made": made, "pair": False}
+    def keep_the_image_so_far(kept: dict | None, last) -> dict | None:
+        """A run a click cut short: its last preview becomes a stopped image."""
+        if kept is None:
+            return None
+        made = list(kept["made"])
+        if last is not None and last.preview is not None:
+            made.append(keep_in_gallery(backbone, kept["preset"], result_so_far(backbone, kept["target"], kept["settings"], last)))
+        return {"made": made, "pair": False}
 
 
-outcome = run_job(
-    "ideal", t("Ideal images"), make_images if runs else None, live_view(int(state.get("ideal_preview_every", 8))),
-    salvage=keep_the_image_so_far,
-)
-if outcome is not None and outcome.result is not None:
-    if outcome.result["made"]:
-        state["ideal_last"] = outcome.result["made"][-1]
-    if outcome.result["pair"]:
-        state["ideal_pair"] = outcome.result["made"]
-if outcome is not None and outcome.interrupted and not (outcome.result or {}).get("made"):
-    st.info(t("Stopped before the first step: there is no image to keep yet."))
-show_results(state.get("ideal_last"), state.get("ideal_pair", []))
+    outcome = run_job(
+        "ideal", t("Ideal images"), make_images if runs else None, live_view(int(state.get("ideal_preview_every", 8))),
+        salvage=keep_the_image_so_far,
+    )
+    if outcome is not None and outcome.result is not None:
+        if outcome.result["made"]:
+            state["ideal_last"] = outcome.result["made"][-1]
+        if outcome.result["pair"]:
+            state["ideal_pair"] = outcome.result["made"]
+    if outcome is not None and outcome.interrupted and not (outcome.result or {}).get("made"):
+        st.info(t("Stopped before the first step: there is no image to keep yet."))
+    show_results(state.get("ideal_last"), state.get("ideal_pair", []))
+
+
+make_and_show()

@@ -97,86 +97,96 @@ settings = AttackSettings(
 )
 run_key = (backbone.name, image_key(image), target, settings)
 
-b1, b2 = st.columns([3, 1])
-start = b1.button(t("Attack"), type="primary", key="adv_run", width="stretch")
-stop_button("adv", b2, width="stretch")
-outcome = run_job(
-    "adv", t("Adversarial lab"),
-    (lambda job: attack_images(backbone, [image], settings, target=target, callback=job.callback, should_stop=job.should_stop)) if start else None,
-    attack_view(targeted=target is not None),
-)
-if outcome is not None and outcome.result:
-    st.session_state["adv_result"] = (run_key, outcome.result[0])
-    st.session_state["adv_stopped"] = outcome.result.stopped
-    st.session_state.pop("adv_transfer", None)
-elif outcome is not None and outcome.interrupted:
-    st.info(t("The attack was stopped before it finished; press Attack to run it again."))
 
-stored = st.session_state.get("adv_result")
-if stored is None:
-    st.info(t("Choose a goal and press Attack."))
-    st.stop()
-key, result = stored
-if key != run_key:
-    st.caption(t("These results are for earlier settings or another photo; press Attack to update them."))
-if st.session_state.get("adv_stopped"):
-    st.warning(t("Stopped at step {s}: these are the results of the perturbation found so far, judged on the saved PNG.", s=result.steps_used))
+# The attack, its result and the checks after it rerun alone: a click on Attack (or Stop, or the second network)
+# does not re-send the settings above, so the browser redraws a few elements, not the whole page, while the
+# attack needs the cores.
+@st.fragment
+def attack_and_result() -> None:
 
-goal_label = backbone.categories[result.goal] if result.goal < backbone.num_classes else str(result.goal)
-after = result.after[0]
-if result.success:
-    st.success(t("Fooled. The saved PNG is classified as **{label}** ({p:.1f}%).", label=after.label, p=after.prob * 100))
-elif result.targeted:
-    st.warning(t("Not fooled: the saved PNG is classified as **{label}**, not {goal}. Try a larger ε or more steps.", label=after.label, goal=goal_label))
-else:
-    st.warning(t("Not fooled: the saved PNG is still classified as **{label}**. Try a larger ε or more steps.", label=after.label))
+    b1, b2 = st.columns([3, 1])
+    start = b1.button(t("Attack"), type="primary", key="adv_run", width="stretch")
+    stop_button("adv", b2, width="stretch")
+    outcome = run_job(
+        "adv", t("Adversarial lab"),
+        (lambda job: attack_images(backbone, [image], settings, target=target, callback=job.callback, should_stop=job.should_stop)) if start else None,
+        attack_view(targeted=target is not None),
+    )
+    if outcome is not None and outcome.result:
+        st.session_state["adv_result"] = (run_key, outcome.result[0])
+        st.session_state["adv_stopped"] = outcome.result.stopped
+        st.session_state.pop("adv_transfer", None)
+    elif outcome is not None and outcome.interrupted:
+        st.info(t("The attack was stopped before it finished; press Attack to run it again."))
 
-shown, gain = perturbation_image(result.perturbation)
-i1, i2, i3 = st.columns(3)
-i1.image(result.clean, caption=t("Original (shorter side {s} px)", s=min(result.clean.shape[:2])), width="stretch")
-i2.image(shown, caption=t("Perturbation of the {s}×{s} crop, amplified ×{g:g} (grey = no change)", s=result.crop_box[2], g=gain), width="stretch")
-i3.image(result.adversarial, caption=t("Adversarial image (what you download)"), width="stretch")
+    stored = st.session_state.get("adv_result")
+    if stored is None:
+        st.info(t("Choose a goal and press Attack."))
+        return
+    key, result = stored
+    if key != run_key:
+        st.caption(t("These results are for earlier settings or another photo; press Attack to update them."))
+    if st.session_state.get("adv_stopped"):
+        st.warning(t("Stopped at step {s}: these are the results of the perturbation found so far, judged on the saved PNG.", s=result.steps_used))
 
-b1, b2 = st.columns(2)
-b1.plotly_chart(topk_bar(result.before, t("Before")), width="stretch", key="adv_before")
-b2.plotly_chart(topk_bar(result.after, t("After (saved PNG)"), color="#E45756"), width="stretch", key="adv_after")
+    goal_label = backbone.categories[result.goal] if result.goal < backbone.num_classes else str(result.goal)
+    after = result.after[0]
+    if result.success:
+        st.success(t("Fooled. The saved PNG is classified as **{label}** ({p:.1f}%).", label=after.label, p=after.prob * 100))
+    elif result.targeted:
+        st.warning(t("Not fooled: the saved PNG is classified as **{label}**, not {goal}. Try a larger ε or more steps.", label=after.label, goal=goal_label))
+    else:
+        st.warning(t("Not fooled: the saved PNG is still classified as **{label}**. Try a larger ε or more steps.", label=after.label))
 
-m = st.columns(6)
-m[0].metric(t("L∞"), f"{result.linf:g}/255")
-m[1].metric(t("L2"), f"{result.l2 / 255:.2f}", help=t("Euclidean norm of the perturbation on [0, 1] pixels."))
-m[2].metric(t("PSNR"), "∞" if result.psnr == float("inf") else f"{result.psnr:.1f} dB", help=t("Over the attacked crop; above ~40 dB people see no difference."))
-m[3].metric(t("SSIM"), f"{result.ssim:.4f}")
-m[4].metric(t("Steps"), result.steps_used)
-m[5].metric(t("Time"), f"{result.seconds:.2f} s")
-st.download_button(
-    t("Download the adversarial PNG"), result.png, file_name=f"{label.rsplit('.', 1)[0]}_adversarial.png", mime="image/png", key="adv_download",
-    help=t("Upload it on the Classify page: it still says what you see here."),
-)
+    shown, gain = perturbation_image(result.perturbation)
+    i1, i2, i3 = st.columns(3)
+    i1.image(result.clean, caption=t("Original (shorter side {s} px)", s=min(result.clean.shape[:2])), width="stretch")
+    i2.image(shown, caption=t("Perturbation of the {s}×{s} crop, amplified ×{g:g} (grey = no change)", s=result.crop_box[2], g=gain), width="stretch")
+    i3.image(result.adversarial, caption=t("Adversarial image (what you download)"), width="stretch")
 
-robustness_panel(result)
+    b1, b2 = st.columns(2)
+    b1.plotly_chart(topk_bar(result.before, t("Before")), width="stretch", key="adv_before")
+    b2.plotly_chart(topk_bar(result.after, t("After (saved PNG)"), color="#E45756"), width="stretch", key="adv_after")
 
-# a toggle, not an expander: a closed expander's content still runs, and two Grad-CAMs after every attack cost ~0.5 s
-if st.toggle(t("Where did the network look, before and after? (Grad-CAM)"), key="adv_show_cam"):
-    cam_gallery(
-        backbone, [result.clean, result.adversarial], None, key="adv_cam",
-        captions=[t("original photo"), t("adversarial PNG")], columns=2,
+    m = st.columns(6)
+    m[0].metric(t("L∞"), f"{result.linf:g}/255")
+    m[1].metric(t("L2"), f"{result.l2 / 255:.2f}", help=t("Euclidean norm of the perturbation on [0, 1] pixels."))
+    m[2].metric(t("PSNR"), "∞" if result.psnr == float("inf") else f"{result.psnr:.1f} dB", help=t("Over the attacked crop; above ~40 dB people see no difference."))
+    m[3].metric(t("SSIM"), f"{result.ssim:.4f}")
+    m[4].metric(t("Steps"), result.steps_used)
+    m[5].metric(t("Time"), f"{result.seconds:.2f} s")
+    st.download_button(
+        t("Download the adversarial PNG"), result.png, file_name=f"{label.rsplit('.', 1)[0]}_adversarial.png", mime="image/png", key="adv_download",
+        help=t("Upload it on the Classify page: it still says what you see here."),
     )
 
-st.subheader(t("Does it fool another network?"))
-others = [name for name in backbone_choices() if name != backbone.name]
-second = st.selectbox(t("Second network"), others, format_func=backbone_label, key="adv_second")
-if st.button(t("Check with the second network"), key="adv_check"):
-    other = run_safely(backbone_by_name, second)
-    verdicts = run_safely(second_network_verdicts, other, [result.clean], [result.adversarial], [result.goal], result.targeted) if other else None
-    if verdicts:
-        st.session_state["adv_transfer"] = (key, second, verdicts[0])
-transfer = st.session_state.get("adv_transfer")
-if transfer is not None and transfer[0] == key:
-    _, second_name, verdict = transfer
-    other_before, other_after = verdict.before, verdict.after
-    text = t("{net} says **{label}** ({p:.1f}%) about the adversarial PNG.", net=second_name, label=other_after[0].label, p=other_after[0].prob * 100)
-    (st.success if verdict.fooled else st.info)(text + " " + (t("It is fooled too.") if verdict.fooled else t("It is not fooled.")))
-    o1, o2 = st.columns(2)
-    o1.plotly_chart(topk_bar(other_before, t("{net}: original", net=second_name)), width="stretch", key="adv_other_before")
-    o2.plotly_chart(topk_bar(other_after, t("{net}: adversarial", net=second_name), color="#E45756"), width="stretch", key="adv_other_after")
-    st.caption(t("Attacks made for one network often fool others less; MI-FGSM with input diversity transfers best."))
+    robustness_panel(result)
+
+    # a toggle, not an expander: a closed expander's content still runs, and two Grad-CAMs after every attack cost ~0.5 s
+    if st.toggle(t("Where did the network look, before and after? (Grad-CAM)"), key="adv_show_cam"):
+        cam_gallery(
+            backbone, [result.clean, result.adversarial], None, key="adv_cam",
+            captions=[t("original photo"), t("adversarial PNG")], columns=2,
+        )
+
+    st.subheader(t("Does it fool another network?"))
+    others = [name for name in backbone_choices() if name != backbone.name]
+    second = st.selectbox(t("Second network"), others, format_func=backbone_label, key="adv_second")
+    if st.button(t("Check with the second network"), key="adv_check"):
+        other = run_safely(backbone_by_name, second)
+        verdicts = run_safely(second_network_verdicts, other, [result.clean], [result.adversarial], [result.goal], result.targeted) if other else None
+        if verdicts:
+            st.session_state["adv_transfer"] = (key, second, verdicts[0])
+    transfer = st.session_state.get("adv_transfer")
+    if transfer is not None and transfer[0] == key:
+        _, second_name, verdict = transfer
+        other_before, other_after = verdict.before, verdict.after
+        text = t("{net} says **{label}** ({p:.1f}%) about the adversarial PNG.", net=second_name, label=other_after[0].label, p=other_after[0].prob * 100)
+        (st.success if verdict.fooled else st.info)(text + " " + (t("It is fooled too.") if verdict.fooled else t("It is not fooled.")))
+        o1, o2 = st.columns(2)
+        o1.plotly_chart(topk_bar(other_before, t("{net}: original", net=second_name)), width="stretch", key="adv_other_before")
+        o2.plotly_chart(topk_bar(other_after, t("{net}: adversarial", net=second_name), color="#E45756"), width="stretch", key="adv_other_after")
+        st.caption(t("Attacks made for one network often fool others less; MI-FGSM with input diversity transfers best."))
+
+
+attack_and_result()

@@ -217,6 +217,28 @@ def job_running(key: str) -> bool:
     return _marker(key) in st.session_state
 
 
+def _stop_queued(key: str) -> bool:
+    """True when this job's Stop was clicked while the job runs inside a fragment (st.fragment).
+
+    Streamlit queues a fragment's rerun behind the running one instead of interrupting it, so the click's callback
+    (which sets the stop flag) would run only after the job had finished. The click itself is already in the
+    queued rerun's widget states: read it there. Pages whose job runs in a fragment keep their Stop button in it.
+    """
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        requests = getattr(ctx, "script_requests", None)
+        if requests is None or getattr(requests, "_state", None) != ScriptRequestType.RERUN:
+            return False
+        states = getattr(requests._rerun_data, "widget_states", None)
+        suffix = f"-{key}_stop_btn"
+        return states is not None and any(w.id.endswith(suffix) and w.trigger_value for w in states.widgets)
+    except Exception:  # another Streamlit: the click then stops the job when the fragment's run ends
+        return False
+
+
 def stop_button(key: str, where=None, **kwargs) -> None:
     """The Stop button of the job `key`; a click while no job runs does nothing (it must not stop the next job)."""
 
@@ -281,7 +303,7 @@ def run_job(
                 chart_slot.markdown(live_chart_html(panels), unsafe_allow_html=True)
                 drawn["view"] = now
 
-    job = Job(callback, lambda: bool(state.get(_stop_flag(key))), lambda kept: marker.__setitem__("kept", kept))
+    job = Job(callback, lambda: bool(state.get(_stop_flag(key))) or _stop_queued(key), lambda kept: marker.__setitem__("kept", kept))
     try:
         with heavy_job(label):
             result = run_safely(work, job)

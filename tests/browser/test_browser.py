@@ -226,6 +226,33 @@ def test_stop_ends_an_attack_and_the_next_one_runs(server, page):
     assert alert(page, "Warning", "Stopped at step").count() == 0
 
 
+def _frame_text(payload) -> str:
+    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+
+
+def test_an_attack_click_reruns_only_the_attack_and_its_result(server, page):
+    """While an attack runs, the browser shares the cores with it: pressing Attack must not make the server re-send
+    (and the browser redraw) the whole page, the settings and the sidebar above the button included."""
+    setting = "ε: the most any pixel may change"
+    received: list = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.append(_frame_text(payload))))
+    page.goto(f"{server}/Adversarial")
+    main_button(page, "Attack").wait_for()
+    settle(page)
+    assert any(setting in text for text in received)  # the page's first run sends the settings: the check can see them
+    received.clear()
+    main_button(page, "Attack").click()
+    alert(page, "Success", re.compile(r"^Fooled\.")).first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    assert any("Adversarial image (what you download)" in text for text in received)
+    assert not any(setting in text for text in received), "pressing Attack re-sent the settings above it: the whole page reran"
+    # the settings are still on the page and still act: a new ε reruns the page and marks the result as outdated
+    assert press_slider(page, re.compile(r"^ε"), "Home", "ArrowRight", "ArrowRight") == "3"
+    settle(page)
+    page.get_by_text("These results are for earlier settings or another photo").wait_for()
+
+
 def test_stop_keeps_the_model_trained_so_far(server, page):
     page.goto(f"{server}/Transfer_learning")
     main_button(page, "Train").wait_for()

@@ -204,12 +204,16 @@ def test_a_running_job_draws_its_live_chart_without_plotly(server, page):
     """bench/app.py: a Plotly chart redrawn twice a second during an attack or an ideal image cost the user's browser
     most of a core, on the cores the job needs (the job ran 1.5-2x slower than on the CLI). The live chart is now a few
     kilobytes of inline SVG; Plotly appears only with the finished result."""
-    from ..live_app import main_button, set_number
+    from ..live_app import main_button, press_slider, set_number
 
     page.goto(f"{server}/Adversarial")
     main_button(page, "Attack").wait_for()
     settle(page)
     set_number(page, "Steps", 200)  # long enough to watch it run
+    # ε = 1 grey level and "keep going to 99%": the goal is out of reach, so the attack runs until Stop
+    assert press_slider(page, re.compile(r"^ε"), "Home") == "1"
+    page.get_by_text("More settings", exact=True).click()
+    assert press_slider(page, re.compile(r"^Keep going until"), "End") == "0.99"
     main_button(page, "Attack").click()
     live = page.locator(".cnn-lens-live-chart svg polyline")
     live.first.wait_for(timeout=120_000)
@@ -228,7 +232,8 @@ def test_a_running_job_draws_its_live_chart_without_plotly(server, page):
         page.wait_for_timeout(250)
     assert not transitions, transitions
     main_button(page, "Stop").click()
-    page.get_by_text("The attack was stopped before it finished").first.wait_for(timeout=120_000)
+    # the attack runs in a fragment: the click ends it from inside, with the results of the steps it took
+    page.locator('[data-testid="stAlertContentWarning"]').filter(has_text=re.compile(r"^Stopped at step \d+")).first.wait_for(timeout=120_000)
     settle(page)
     assert_no_exception(page)
     assert page.locator(".cnn-lens-live-chart").count() == 0  # the live view is gone with the job
