@@ -86,7 +86,6 @@ def make_and_show() -> None:
     stop_button("ideal", b3, width="stretch")
     runs = compare_runs(preset_name, settings) if compare_clicked else [(preset_name, settings)] if run_clicked else None
 
-
     def make_images(job, runs=runs, target=target) -> dict:
         """Each recipe in turn; every finished image joins the gallery at once, so a later stop keeps it."""
         made: list[str] = []
@@ -98,7 +97,6 @@ def make_and_show() -> None:
                 break
         return {"made": made, "pair": len(runs) == 2 and len(made) == 2}
 
-
     def keep_the_image_so_far(kept: dict | None, last) -> dict | None:
         """A run a click cut short: its last preview becomes a stopped image."""
         if kept is None:
@@ -107,7 +105,6 @@ def make_and_show() -> None:
         if last is not None and last.preview is not None:
             made.append(keep_in_gallery(backbone, kept["preset"], result_so_far(backbone, kept["target"], kept["settings"], last)))
         return {"made": made, "pair": False}
-
 
     outcome = run_job(
         "ideal", t("Ideal images"), make_images if runs else None, live_view(int(state.get("ideal_preview_every", 8))),

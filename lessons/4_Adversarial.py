@@ -103,7 +103,6 @@ run_key = (backbone.name, image_key(image), target, settings)
 # attack needs the cores.
 @st.fragment
 def attack_and_result() -> None:
-
     b1, b2 = st.columns([3, 1])
     start = b1.button(t("Attack"), type="primary", key="adv_run", width="stretch")
     stop_button("adv", b2, width="stretch")

@@ -212,6 +212,10 @@ def _stop_flag(key: str) -> str:
     return f"{key}_stop"
 
 
+def _stop_button_key(key: str) -> str:
+    return f"{key}_stop_btn"
+
+
 def job_running(key: str) -> bool:
     """True while a job of this key is running (or was cut short by a click and is not salvaged yet)."""
     return _marker(key) in st.session_state
@@ -233,7 +237,7 @@ def _stop_queued(key: str) -> bool:
         if requests is None or getattr(requests, "_state", None) != ScriptRequestType.RERUN:
             return False
         states = getattr(requests._rerun_data, "widget_states", None)
-        suffix = f"-{key}_stop_btn"
+        suffix = f"-{_stop_button_key(key)}"  # Streamlit ends a keyed widget's id with "-" and its key
         return states is not None and any(w.id.endswith(suffix) and w.trigger_value for w in states.widgets)
     except Exception:  # another Streamlit: the click then stops the job when the fragment's run ends
         return False
@@ -246,7 +250,7 @@ def stop_button(key: str, where=None, **kwargs) -> None:
         if job_running(key):
             st.session_state[_stop_flag(key)] = True
 
-    (where or st).button(t("Stop"), key=f"{key}_stop_btn", on_click=request_stop, **kwargs)
+    (where or st).button(t("Stop"), key=_stop_button_key(key), on_click=request_stop, **kwargs)
 
 
 def run_job(
