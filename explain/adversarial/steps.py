@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from explain.adversarial.leaky import leaky_relus
 from explain.adversarial.settings import VIEW_MARGIN, AttackSettings
-from explain.adversarial.views import ViewSampler
+from explain.adversarial.views import ViewSampler, WorstOffsets
 from explain.folding import folded_twin
 from explain.jobs import Progress, ProgressLog, StopSignal, stop_requested
 from explain.models import Backbone
@@ -140,10 +140,19 @@ def attack_batch(
     sampler = ViewSampler(size, margin, jpeg=0.25 if settings.jpeg else 0.0) if settings.views else None
     repeats = settings.views if sampler else 1
 
-    def network_inputs(canvas01: torch.Tensor) -> torch.Tensor:
+    # the random views go to the crop offsets that led least when last seen (explain.adversarial.views.WorstOffsets)
+    worst = WorstOffsets(n, device, centre_seen=repeats > 1) if sampler else None
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # this step's (offset, really shown) per random view
+
+    def network_inputs(canvas01: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if sampler is None:
             return canvas01[..., margin : margin + size, margin : margin + size]
-        random_views = [sampler.sample(canvas01, gen) for _ in range(repeats - (repeats > 1))]
+        seen.clear()
+        random_views = []
+        for pick in worst.pick(idx, repeats - (repeats > 1), gen):
+            view, rescaled = sampler.sample(canvas01, gen, worst.offsets[pick])
+            random_views.append(view)
+            seen.append((pick, ~rescaled))
         if repeats == 1:
             return random_views[0]
         # with two views or more the first is this app's exact crop: its verdict is the one the lab reports first
@@ -158,6 +167,7 @@ def attack_batch(
     previous = torch.zeros_like(x)
     best = torch.zeros_like(x)
     best_lead = torch.full((n,), float("-inf"), device=device)
+    best_fools = torch.zeros(n, dtype=torch.bool, device=device)  # the kept image gives the goal through the exact crop
     reached = torch.zeros(n, dtype=torch.bool, device=device)
     steps_used = torch.zeros(n, dtype=torch.long, device=device)
     goal_prob = torch.zeros(n, device=device)
@@ -166,14 +176,27 @@ def attack_batch(
 
     def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         ok, prob, lead = _goal_state(logits.detach(), goal[idx].repeat(repeats), targeted, settings, VIEW_MARGIN if sampler else None)
-        # several views of each image: it is only as far as its worst view
+        per_view = lead.view(repeats, -1)
+        for i, (pick, shown) in enumerate(seen):
+            worst.update(idx, pick, per_view[i + (repeats > 1)], shown)
+        # several views of each image: it is only at its goal when every view is
         ok = ok.view(repeats, -1).all(0)
         prob = prob.view(repeats, -1).mean(0)
-        lead = lead.view(repeats, -1).amin(0)
-        # keep the strongest rounded image seen; a reached one wins outright (it also met the confidence)
-        better = ok | ((lead > best_lead[idx]) & ~reached[idx])
+        if repeats > 1:
+            # the views go to the weakest crops, so the worst view's lead drops as the attack finds them and cannot
+            # rank iterates; keep the latest image that gives the goal through the exact crop (later ones have
+            # been pushed on more of the failing crops), or, while none does, the one closest to it
+            lead = per_view[0]
+            fools = lead >= settings.margin
+            better = ok | (~reached[idx] & (fools | (~best_fools[idx] & (lead > best_lead[idx]))))
+        else:
+            # keep the strongest rounded image seen; a reached one wins outright (it also met the confidence)
+            lead = per_view[0]
+            fools = torch.zeros_like(ok)
+            better = ok | ((lead > best_lead[idx]) & ~reached[idx])
         best[idx[better]] = q.detach()[better]
         best_lead[idx[better]] = lead[better]
+        best_fools[idx[better]] = fools[better]
         goal_prob[idx] = prob
         reached[idx[ok]] = True
         return ok
@@ -198,7 +221,7 @@ def attack_batch(
         )
         # the gradient flows back through the nodes this forward pass builds: the leak is set here
         with torch.set_grad_enabled(not last), leaky_relus(model, 0.0 if last else leaks[step]):
-            views = network_inputs(x01)
+            views = network_inputs(x01, active)
             logits = model(backbone.normalize(_diverse(views, gen) if diverse else views))
         ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits)
         steps_used[active] = step

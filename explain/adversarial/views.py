@@ -77,7 +77,11 @@ class ViewSampler:
     rescaled: float = 0.25
     jpeg: float = 0.0
 
-    def sample(self, canvas01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def sample(self, canvas01: torch.Tensor, gen: torch.Generator, offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(views, rescaled): one view per canvas, and which of them were rescaled.
+
+        offsets: (n, 2) whole-pixel crop offsets (x, y) for the views that are not rescaled; None draws them at random.
+        """
         n, _, h, w = canvas01.shape
         dev = canvas01.device
         room = max(0.0, min(self.shift, float(self.margin)))
@@ -85,7 +89,8 @@ class ViewSampler:
         zoom = 1 + (torch.rand(n, generator=gen, device=dev) * 2 - 1) * self.scale
         rescaled = torch.rand(n, generator=gen, device=dev) < self.rescaled
         # whole-pixel shifts where the view is not rescaled: crop offsets move by whole pixels
-        shifts = torch.where(rescaled.view(-1, 1), shifts, shifts.round().clamp(-int(room), int(room)))
+        whole = shifts.round() if offsets is None else offsets.to(shifts.dtype)
+        shifts = torch.where(rescaled.view(-1, 1), shifts, whole.clamp(-int(room), int(room)))
         zoom = torch.where(rescaled, zoom, torch.ones_like(zoom))
         # a shrunken view must still lie inside the canvas
         zoom = torch.maximum(zoom, torch.full_like(zoom, self.size / max(1, min(h, w) - 2 * room)))
@@ -101,7 +106,40 @@ class ViewSampler:
                 x = x.clone()
                 x[pick] = _straight_through_jpeg(canvas01[pick])
         grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), rescaled
+
+
+class WorstOffsets:
+    """Per image, the lead each whole-pixel crop offset (-MAX_SHIFT…+MAX_SHIFT in x and y) showed when last seen.
+
+    The attack sends its random views to the offsets that led least (unseen ones first, ties at random), so each
+    step works on the crops that still fail instead of on crops drawn blindly. Targeted, ε = 2, 3 views, the lab's
+    defaults otherwise (2026-12-03): mean of the 25 shifted crops on photos 1-50 of the ImageNet samples 92.2 % with
+    blind draws (20 steps, lead 3; 12.5 mean steps), 95.8 % with the weakest offsets (25 steps, lead 2; 12.0 mean
+    steps); on photos 51-100, never used to choose, 95.8 → 98.5 % (13.8 → 12.0 mean steps).
+    """
+
+    def __init__(self, n: int, device: torch.device, centre_seen: bool):
+        side = 2 * MAX_SHIFT + 1
+        self.offsets = torch.tensor(
+            [(dx, dy) for dy in range(-MAX_SHIFT, MAX_SHIFT + 1) for dx in range(-MAX_SHIFT, MAX_SHIFT + 1)],
+            dtype=torch.float,
+            device=device,
+        )
+        self.lead = torch.full((n, side * side), float("-inf"), device=device)
+        if centre_seen:
+            self.lead[:, side * side // 2] = float("inf")  # the exact crop is a view of every step already
+
+    def pick(self, idx: torch.Tensor, count: int, gen: torch.Generator) -> list[torch.Tensor]:
+        """`count` different offsets (indices into `offsets`) for each image in idx, the weakest first."""
+        lead = self.lead[idx]
+        lead = lead + torch.rand(lead.shape, generator=gen, device=lead.device) * 1e-3  # ties at random
+        order = lead.argsort(1)
+        return [order[:, i] for i in range(min(count, order.shape[1]))]
+
+    def update(self, idx: torch.Tensor, pick: torch.Tensor, lead: torch.Tensor, seen: torch.Tensor) -> None:
+        """Record the leads of one view per image in idx; `seen`: the views that really showed that offset."""
+        self.lead[idx[seen], pick[seen]] = lead[seen]
 
 
 def _straight_through_jpeg(x01: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from explain.adversarial import VIEW_FAMILIES, AttackSettings, ViewSampler, attack_images
-from explain.adversarial.views import MAX_SHIFT, centre_crop_at, family_views
+from explain.adversarial.views import MAX_SHIFT, WorstOffsets, centre_crop_at, family_views
 from explain.errors import LensError
 from explain.images import Preprocess, encode_png
 
@@ -26,11 +26,41 @@ def robust_and_plain(lite0, chelsea):
 def test_whole_pixel_views_are_the_shifted_crops_themselves():
     gen = torch.Generator().manual_seed(1)
     canvas = torch.rand(6, 3, 40, 40, generator=gen)
-    views = ViewSampler(size=32, margin=4, rescaled=0.0).sample(canvas, gen)
+    views, _ = ViewSampler(size=32, margin=4, rescaled=0.0).sample(canvas, gen)
     crops = {(dy, dx): canvas[..., 4 + dy : 36 + dy, 4 + dx : 36 + dx] for dy in range(-2, 3) for dx in range(-2, 3)}
     for i in range(len(canvas)):
         matches = [k for k, c in crops.items() if torch.allclose(views[i], c[i], atol=1e-5)]
         assert len(matches) == 1, i  # every view is exactly one crop a whole number of pixels off centre
+
+
+def test_views_sent_to_given_offsets_are_those_crops_unless_rescaled():
+    gen = torch.Generator().manual_seed(2)
+    canvas = torch.rand(8, 3, 40, 40, generator=gen)
+    offsets = torch.tensor([[dx, dy] for dx, dy in [(-2, 1), (0, -2), (2, 2), (1, 0), (-1, -1), (2, -2), (0, 0), (-2, 2)]])
+    views, rescaled = ViewSampler(size=32, margin=4, rescaled=0.5).sample(canvas, gen, offsets)
+    assert 0 < int(rescaled.sum()) < len(canvas)
+    for i, (dx, dy) in enumerate(offsets.tolist()):
+        crop = canvas[i, :, 4 + dy : 36 + dy, 4 + dx : 36 + dx]
+        assert torch.allclose(views[i], crop, atol=1e-5) != bool(rescaled[i]), i
+
+
+def test_the_weakest_offsets_are_picked_unseen_first_and_only_real_views_count():
+    gen = torch.Generator().manual_seed(0)
+    worst = WorstOffsets(2, torch.device("cpu"), centre_seen=True)
+    side = 2 * MAX_SHIFT + 1
+    centre = side * side // 2
+    first = worst.pick(torch.arange(2), side * side, gen)
+    assert all(int(p[0]) != centre for p in first[: side * side - 1])  # the exact crop is a view of every step already
+    assert [int(p[0]) for p in first][-1] == centre
+    # every offset seen once, image 0's offset 7 the weakest; a rescaled view (shown False) does not count
+    idx = torch.arange(2)
+    for k in range(side * side):
+        pick = torch.tensor([k, k])
+        worst.update(idx, pick, torch.tensor([5.0 - (k == 7) * 9, 5.0]), torch.tensor([True, True]))
+    worst.update(idx, torch.tensor([3, 3]), torch.tensor([-20.0, -20.0]), torch.tensor([False, True]))
+    weakest = worst.pick(idx, 2, gen)
+    assert weakest[0].tolist() == [7, 3]
+    assert tuple(worst.offsets[7].tolist()) == (0.0, -1.0)  # (x, y) of offset 7: one row up, centre column
 
 
 def test_torchvision_rounds_the_crop_offset_where_we_floor_it():
