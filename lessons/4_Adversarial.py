@@ -77,7 +77,7 @@ with st.expander(t("More settings")):
     )
     views = a1.slider(
         t("Views of the PNG per step"), 0, MAX_VIEWS, AttackSettings.views, key="adv_views",
-        help=t("Each step looks at the image as other programs may: the crop shifted by a pixel or two, slightly resized. More views hold up better elsewhere and take longer; 0 attacks only this app's exact crop."),
+        help=t("Each step looks at the image as other programs may: the crop shifted by a pixel or two (first the shifts that hold least so far), slightly resized. More views hold up better elsewhere and take longer; 0 attacks only this app's exact crop."),
     )
     jpeg = a2.checkbox(t("Also survive JPEG (quality 90)"), value=False, key="adv_jpeg", help=t("Chat apps re-save photos as JPEG; some views go through JPEG during the attack."))
 
