@@ -52,6 +52,8 @@ def test_the_weakest_offsets_are_picked_unseen_first_and_only_real_views_count()
     first = worst.pick(torch.arange(2), side * side, gen)
     assert all(int(p[0]) != centre for p in first[: side * side - 1])  # the exact crop is a view of every step already
     assert [int(p[0]) for p in first][-1] == centre
+    unseen = WorstOffsets(8, torch.device("cpu"), centre_seen=True).pick(torch.arange(8), 1, gen)[0]
+    assert len(set(unseen.tolist())) > 1  # unseen offsets in a random order, not the same sweep for every image
     # every offset seen once, image 0's offset 7 the weakest; a rescaled view (shown False) does not count
     idx = torch.arange(2)
     for k in range(side * side):
