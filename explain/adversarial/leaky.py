@@ -29,8 +29,9 @@ class _LeakyGrad(torch.autograd.Function):
             through = torch.ops.aten.threshold_backward(grad, out, 0)
         else:
             through = torch.ops.aten.hardtanh_backward(grad, out, 0, ctx.high)
-        # on: grad; off: leak × grad (PyTorch's own fused backward, then two in-place passes)
-        return through.mul_(1 - ctx.leak).add_(grad, alpha=ctx.leak), None, None, None
+        # on: grad; off: leak × grad. PyTorch's own fused backward, then one in-place pass:
+        # through + leak·(grad − through) is grad where the unit is on and leak·grad where it is off
+        return through.lerp_(grad, ctx.leak), None, None, None
 
 
 @contextmanager
