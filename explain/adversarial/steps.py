@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from explain.adversarial.leaky import leaky_relus
-from explain.adversarial.settings import VIEW_MARGIN, AttackSettings
+from explain.adversarial.settings import SINGLE_VIEW_STEPS, VIEW_MARGIN, AttackSettings
 from explain.adversarial.views import ViewSampler, WorstOffsets
 from explain.folding import folded_twin
 from explain.jobs import Progress, ProgressLog, StopSignal, stop_requested
@@ -114,7 +114,7 @@ def attack_batch(
     crops: (N, 3, S + 2m, S + 2m) in [0, 1] holding uint8 values (k/255): the network-input crops of side
     S = backbone.preprocess.input_size with a margin m that the attack may change too; goal: (N,) target
     classes (targeted) or the classes to move away from. With settings.views > 0 every step averages the
-    gradient over that many views of each canvas: the exact centre crop (from 2 views on) and random ones
+    gradient over that many views of each canvas (the first SINGLE_VIEW_STEPS steps over one, judging nothing): the exact centre crop (from 2 views on) and random ones
     (shifted by up to the margin, some slightly rescaled, with settings.jpeg some through JPEG). An image is
     at its goal only when every view leads by VIEW_MARGIN; images at their goal leave the batch early. L∞ PGD
     with views steps along the sign of a running sum of those averaged gradients (settings.view_momentum).
@@ -139,12 +139,14 @@ def attack_batch(
     model = folded_twin(backbone.model, size)  # BatchNorm folded into the convs: the same logits, faster passes
     sampler = ViewSampler(size, margin, jpeg=0.25 if settings.jpeg else 0.0) if settings.views else None
     repeats = settings.views if sampler else 1
+    # the first steps take one view each (the weakest shifted crop): nothing is judged on them (settings.SINGLE_VIEW_STEPS)
+    warm = SINGLE_VIEW_STEPS if repeats > 1 and steps > SINGLE_VIEW_STEPS else 0
 
     # the random views go to the crop offsets that led least when last seen (explain.adversarial.views.WorstOffsets)
     worst = WorstOffsets(n, device, centre_seen=repeats > 1) if sampler else None
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # this step's (offset, really shown) per random view
 
-    def network_inputs(canvas01: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def network_inputs(canvas01: torch.Tensor, idx: torch.Tensor, repeats: int) -> torch.Tensor:
         if sampler is None:
             return canvas01[..., margin : margin + size, margin : margin + size]
         seen.clear()
@@ -174,7 +176,7 @@ def attack_batch(
     active = torch.arange(n, device=device)
     sign = -1.0 if targeted else 1.0  # descend the goal's loss when targeted, ascend it otherwise
 
-    def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, repeats: int, judged: bool) -> torch.Tensor:
         ok, prob, lead = _goal_state(logits.detach(), goal[idx].repeat(repeats), targeted, settings, VIEW_MARGIN if sampler else None)
         per_view = lead.view(repeats, -1)
         for i, (pick, shown) in enumerate(seen):
@@ -182,6 +184,9 @@ def attack_batch(
         # several views of each image: it is only at its goal when every view is
         ok = ok.view(repeats, -1).all(0)
         prob = prob.view(repeats, -1).mean(0)
+        goal_prob[idx] = prob
+        if not judged:
+            return torch.zeros_like(ok)
         if repeats > 1:
             # the views go to the weakest crops, so the worst view's lead drops as the attack finds them and cannot
             # rank iterates; keep the latest image that gives the goal through the exact crop (later ones have
@@ -197,7 +202,6 @@ def attack_batch(
         best[idx[better]] = q.detach()[better]
         best_lead[idx[better]] = lead[better]
         best_fools[idx[better]] = fools[better]
-        goal_prob[idx] = prob
         reached[idx[ok]] = True
         return ok
 
@@ -209,6 +213,7 @@ def attack_batch(
             stopped = True
             break
         last = step == steps
+        n_views = 1 if step < warm else repeats
         xa, da = x[active], delta[active]
         q = quantise(da, xa, settings).requires_grad_(not last)
         x01 = (xa + q) / 255
@@ -221,15 +226,15 @@ def attack_batch(
         )
         # the gradient flows back through the nodes this forward pass builds: the leak is set here
         with torch.set_grad_enabled(not last), leaky_relus(model, 0.0 if last else leaks[step]):
-            views = network_inputs(x01, active)
+            views = network_inputs(x01, active, n_views)
             logits = model(backbone.normalize(_diverse(views, gen) if diverse else views))
-        ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits)
+        ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits, n_views, step >= warm)
         steps_used[active] = step
         log.report(step, "attack", {"goal_prob": float(goal_prob.mean()), "reached": int(reached.sum())})
         keep = ~ok
         if last or not keep.any():
             break
-        loss = F.cross_entropy(logits, goal[active].repeat(repeats), reduction="sum") / repeats
+        loss = F.cross_entropy(logits, goal[active].repeat(n_views), reduction="sum") / n_views
         (grad,) = torch.autograd.grad(loss, q)
         if settings.tv_weight > 0:
             # both gradients scaled to mean magnitude 1, so the weight is "smoothness per unit of attack";

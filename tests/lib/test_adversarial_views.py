@@ -124,3 +124,18 @@ def test_the_verdicts_hold_in_torchvision_and_in_shifted_crops_computed_here(rob
 def test_bad_views_say_what_to_change(views):
     with pytest.raises(LensError, match="Views per step"):
         AttackSettings(views=views).checked()
+
+
+def test_a_photo_already_at_its_goal_is_judged_only_after_the_single_view_steps(lite0):
+    """The first SINGLE_VIEW_STEPS steps see one view each, too few to call an image done; views off: judged at once."""
+    from explain.adversarial.settings import SINGLE_VIEW_STEPS
+    from explain.classify import classify_images
+    from explain.images import sample_image
+
+    coffee = sample_image("coffee")
+    espresso = classify_images(lite0, [coffee], 1)[0][0]
+    assert espresso.prob > 0.9  # leads by far more than VIEW_MARGIN in every view before any step
+    robust = attack_images(lite0, [coffee], AttackSettings(), target=espresso.index, check_views=False)[0]
+    plain = attack_images(lite0, [coffee], AttackSettings(views=0), target=espresso.index, check_views=False)[0]
+    assert SINGLE_VIEW_STEPS > 0 and robust.steps_used == SINGLE_VIEW_STEPS and robust.success
+    assert plain.steps_used == 0 and plain.success
