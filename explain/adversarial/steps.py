@@ -186,6 +186,8 @@ def attack_batch(
         prob = prob.view(repeats, -1).mean(0)
         goal_prob[idx] = prob
         if not judged:
+            # a stop during these steps keeps the latest iterate; any judged one replaces it (its lead stays -inf)
+            best[idx] = q.detach()
             return torch.zeros_like(ok)
         if repeats > 1:
             # the views go to the weakest crops, so the worst view's lead drops as the attack finds them and cannot

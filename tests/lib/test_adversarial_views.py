@@ -139,3 +139,15 @@ def test_a_photo_already_at_its_goal_is_judged_only_after_the_single_view_steps(
     plain = attack_images(lite0, [coffee], AttackSettings(views=0), target=espresso.index, check_views=False)[0]
     assert SINGLE_VIEW_STEPS > 0 and robust.steps_used == SINGLE_VIEW_STEPS and robust.success
     assert plain.steps_used == 0 and plain.success
+
+
+def test_a_stop_during_the_single_view_steps_keeps_the_latest_iterate(lite0, chelsea):
+    from explain.adversarial.settings import SINGLE_VIEW_STEPS
+
+    calls = []
+    run = attack_images(
+        lite0, [chelsea], AttackSettings(), target=GOLDEN_RETRIEVER, check_views=False,
+        callback=lambda progress: calls.append(progress.step), should_stop=lambda: len(calls) >= SINGLE_VIEW_STEPS - 1,
+    )
+    assert run.stopped and run[0].steps_used < SINGLE_VIEW_STEPS
+    assert 1 <= run[0].linf <= 2  # the attack so far, not the untouched photo
