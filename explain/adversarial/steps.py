@@ -114,10 +114,10 @@ def attack_batch(
     crops: (N, 3, S + 2m, S + 2m) in [0, 1] holding uint8 values (k/255): the network-input crops of side
     S = backbone.preprocess.input_size with a margin m that the attack may change too; goal: (N,) target
     classes (targeted) or the classes to move away from. With settings.views > 0 every step averages the
-    gradient over that many views of each canvas (the first SINGLE_VIEW_STEPS steps over one, judging nothing): the exact centre crop (from 2 views on) and random ones
-    (shifted by up to the margin, some slightly rescaled, with settings.jpeg some through JPEG). An image is
-    at its goal only when every view leads by VIEW_MARGIN; images at their goal leave the batch early. L∞ PGD
-    with views steps along the sign of a running sum of those averaged gradients (settings.view_momentum).
+    gradient over that many views of each canvas (the first SINGLE_VIEW_STEPS steps over one, judging nothing):
+    the exact centre crop (from 2 views on) and random ones (shifted by up to the margin, some slightly rescaled,
+    with settings.jpeg some through JPEG). An image is at its goal only when every view leads by VIEW_MARGIN;
+    images at their goal leave the batch early. L∞ PGD with views steps along the sign of a running sum of those averaged gradients (settings.view_momentum).
     A long job (explain.jobs): callback(progress) after every step, with metrics "goal_prob" (the goal's
     probability, mean over the batch) and "reached" (images at their goal); should_stop ends it early.
     """
@@ -146,16 +146,16 @@ def attack_batch(
     worst = WorstOffsets(n, device, centre_seen=repeats > 1) if sampler else None
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # this step's (offset, really shown) per random view
 
-    def network_inputs(canvas01: torch.Tensor, idx: torch.Tensor, repeats: int) -> torch.Tensor:
+    def network_inputs(canvas01: torch.Tensor, idx: torch.Tensor, n_views: int) -> torch.Tensor:
         if sampler is None:
             return canvas01[..., margin : margin + size, margin : margin + size]
         seen.clear()
         random_views = []
-        for pick in worst.pick(idx, repeats - (repeats > 1), gen):
+        for pick in worst.pick(idx, n_views - (n_views > 1), gen):
             view, rescaled = sampler.sample(canvas01, gen, worst.offsets[pick])
             random_views.append(view)
             seen.append((pick, ~rescaled))
-        if repeats == 1:
+        if n_views == 1:
             return random_views[0]
         # with two views or more the first is this app's exact crop: its verdict is the one the lab reports first
         # (16 tuning photos, ε = 2, 2 views: 16/16 fooled through our crop and torchvision's against 13/16 with two
@@ -176,20 +176,20 @@ def attack_batch(
     active = torch.arange(n, device=device)
     sign = -1.0 if targeted else 1.0  # descend the goal's loss when targeted, ascend it otherwise
 
-    def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, repeats: int, judged: bool) -> torch.Tensor:
-        ok, prob, lead = _goal_state(logits.detach(), goal[idx].repeat(repeats), targeted, settings, VIEW_MARGIN if sampler else None)
-        per_view = lead.view(repeats, -1)
+    def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, n_views: int, judged: bool) -> torch.Tensor:
+        ok, prob, lead = _goal_state(logits.detach(), goal[idx].repeat(n_views), targeted, settings, VIEW_MARGIN if sampler else None)
+        per_view = lead.view(n_views, -1)
         for i, (pick, shown) in enumerate(seen):
-            worst.update(idx, pick, per_view[i + (repeats > 1)], shown)
+            worst.update(idx, pick, per_view[i + (n_views > 1)], shown)
         # several views of each image: it is only at its goal when every view is
-        ok = ok.view(repeats, -1).all(0)
-        prob = prob.view(repeats, -1).mean(0)
+        ok = ok.view(n_views, -1).all(0)
+        prob = prob.view(n_views, -1).mean(0)
         goal_prob[idx] = prob
         if not judged:
             # a stop during these steps keeps the latest iterate; any judged one replaces it (its lead stays -inf)
             best[idx] = q.detach()
             return torch.zeros_like(ok)
-        if repeats > 1:
+        if n_views > 1:
             # the views go to the weakest crops, so the worst view's lead drops as the attack finds them and cannot
             # rank iterates; keep the latest image that gives the goal through the exact crop (later ones have
             # been pushed on more of the failing crops), or, while none does, the one closest to it

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from explain.adversarial import VIEW_FAMILIES, AttackSettings, ViewSampler, attack_images
+from explain.adversarial.settings import SINGLE_VIEW_STEPS
 from explain.adversarial.views import MAX_SHIFT, WorstOffsets, centre_crop_at, family_views
 from explain.errors import LensError
 from explain.images import Preprocess, encode_png
@@ -128,7 +129,6 @@ def test_bad_views_say_what_to_change(views):
 
 def test_a_photo_already_at_its_goal_is_judged_only_after_the_single_view_steps(lite0):
     """The first SINGLE_VIEW_STEPS steps see one view each, too few to call an image done; views off: judged at once."""
-    from explain.adversarial.settings import SINGLE_VIEW_STEPS
     from explain.classify import classify_images
     from explain.images import sample_image
 
@@ -142,8 +142,6 @@ def test_a_photo_already_at_its_goal_is_judged_only_after_the_single_view_steps(
 
 
 def test_a_stop_during_the_single_view_steps_keeps_the_latest_iterate(lite0, chelsea):
-    from explain.adversarial.settings import SINGLE_VIEW_STEPS
-
     calls = []
     run = attack_images(
         lite0, [chelsea], AttackSettings(), target=GOLDEN_RETRIEVER, check_views=False,
