@@ -117,7 +117,8 @@ def attack_batch(
     gradient over that many views of each canvas (the first SINGLE_VIEW_STEPS steps over one, judging nothing):
     the exact centre crop (from 2 views on) and random ones (shifted by up to the margin, some slightly rescaled,
     with settings.jpeg some through JPEG). An image is at its goal only when every view leads by VIEW_MARGIN;
-    images at their goal leave the batch early. L∞ PGD with views steps along the sign of a running sum of those averaged gradients (settings.view_momentum).
+    images at their goal leave the batch early. L∞ PGD with views steps along the sign of a running sum of those
+    averaged gradients (settings.view_momentum).
     A long job (explain.jobs): callback(progress) after every step, with metrics "goal_prob" (the goal's
     probability, mean over the batch) and "reached" (images at their goal); should_stop ends it early.
     """
