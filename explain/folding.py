@@ -3,18 +3,21 @@
 The attack, saliency, guided backprop, SmoothGrad, integrated gradients and occlusion spend nearly all their time
 in such passes (forward, or forward plus the gradient with respect to the input). In eval mode a BatchNorm is a fixed
 per-channel scale and shift, so it can be folded into the convolution before it (w' = w·γ/σ, b' = β − μ·γ/σ): the
-same function in one op instead of two, with no BatchNorm backward. The twin is a *copy* (the app's network is
-never changed), its parameters need no gradient, and it is used only if its logits match the original's on a test
-input; otherwise the attack runs on the original network.
+same function in one op instead of two, with no BatchNorm backward. TensorFlow-style "same" convolutions (timm's
+Conv2dSame: EfficientNet-Lite's stride-2 layers) become plain convolutions too (see `SamePadConv`). The twin is a
+*copy* (the app's network is never changed), its parameters need no gradient, and it is used only if its logits match
+the original's on a test input; otherwise the attack runs on the original network.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import weakref
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 FOLD_TOLERANCE = 1e-3  # largest |logit difference| accepted on the check input (float32 rounding is ~1e-5)
@@ -84,6 +87,66 @@ def fold_batchnorm(model: nn.Module) -> int:
     return folded
 
 
+def _same_padding(size: int, kernel: int, stride: int) -> int:
+    """Zero rows (or columns) TensorFlow's "same" padding adds in all, the odd one after the input."""
+    return max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+
+
+class SamePadConv(nn.Module):
+    """timm's Conv2dSame (TensorFlow "same" padding) as one plain convolution, with no padded copy of the input.
+
+    Conv2dSame pads the input first, by an amount that depends on its size, odd amounts one more after than
+    before, and convolves without padding. Padding a channels-last tensor is slow on the CPU: on
+    EfficientNet-Lite0's stride-2 depthwise layers the pad took 5 times as long as the convolution. A
+    symmetric amount is the convolution's own padding; an odd one is the convolution's padding of the larger
+    half on both sides with the kernel grown by a zero row (column) in front, which lines the windows up as
+    the uneven pad would, and covers the extra zero row before the input with that zero weight.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.weight, self.bias = conv.weight, conv.bias
+        self.stride, self.groups = conv.stride, conv.groups
+        self._kernels: dict[tuple, torch.Tensor] = {}
+
+    def padded(self, height: int, width: int) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(kernel, symmetric padding) that compute the same convolution on an input of this size."""
+        kh, kw = self.weight.shape[-2:]
+        ph, pw = _same_padding(height, kh, self.stride[0]), _same_padding(width, kw, self.stride[1])
+        padding = ((ph + 1) // 2, (pw + 1) // 2)
+        if self.weight.requires_grad and torch.is_grad_enabled():  # being trained: a kernel the gradient reaches
+            return F.pad(self.weight, (pw % 2, 0, ph % 2, 0)), padding
+        key = (ph % 2, pw % 2, self.weight.device)
+        if key not in self._kernels:  # the zero row and column go in front: the larger half of the pad is after
+            grown = F.pad(self.weight.detach(), (key[1], 0, key[0], 0))
+            self._kernels[key] = grown.contiguous(memory_format=_layout(self.weight))
+        return self._kernels[key], padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel, padding = self.padded(*x.shape[-2:])
+        return F.conv2d(x, kernel, self.bias, self.stride, padding, 1, self.groups)
+
+
+def _is_same_conv(module: nn.Module) -> bool:
+    return (
+        type(module).__name__ == "Conv2dSame"
+        and isinstance(module, nn.Conv2d)
+        and tuple(module.dilation) == (1, 1)
+        and tuple(module.padding) == (0, 0)
+    )
+
+
+def replace_same_convs(model: nn.Module) -> int:
+    """Replace, in place, every timm Conv2dSame by the equal `SamePadConv`; how many were replaced."""
+    done = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):
+            if _is_same_conv(child):
+                parent._modules[name] = SamePadConv(child)
+                done += 1
+    return done
+
+
 def _check_input(model: nn.Module, size: int) -> torch.Tensor:
     param = next(model.parameters())
     gen = torch.Generator().manual_seed(0)
@@ -92,7 +155,7 @@ def _check_input(model: nn.Module, size: int) -> torch.Tensor:
 
 def _twin(model: nn.Module, size: int) -> nn.Module:
     twin = copy.deepcopy(model)
-    if not fold_batchnorm(twin):
+    if not fold_batchnorm(twin) + replace_same_convs(twin):
         return model
     for p in twin.parameters():
         p.requires_grad_(False)  # the attack wants input gradients only

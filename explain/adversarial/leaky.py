@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from explain.fusing import leaking
 from explain.hooks import attached
 
 
@@ -48,10 +49,12 @@ def leaky_relus(model: nn.Module, leak: float) -> Iterator[None]:
 
     Only the calling thread sees the change: the model may be shared with other sessions (a Grad-CAM
     running at the same time keeps its true gradients). Nothing is done when no gradient is recorded.
+    A convolution fused with its ReLU (explain.fusing.ConvAct) leaks in its own backward pass.
     """
     if leak <= 0:
         yield
         return
+    clear = leaking(model, float(leak))
     owner = threading.get_ident()
     inputs: dict[nn.Module, torch.Tensor] = {}
 
@@ -80,5 +83,6 @@ def leaky_relus(model: nn.Module, leak: float) -> Iterator[None]:
             yield
     finally:
         inputs.clear()
+        clear()
 
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from explain.adversarial.leaky import leaky_relus
-from explain.adversarial.settings import SINGLE_VIEW_STEPS, VIEW_MARGIN, AttackSettings
+from explain.adversarial.settings import SINGLE_VIEW_STEPS, AttackSettings
 from explain.adversarial.views import ViewSampler, WorstOffsets
-from explain.folding import folded_twin
+from explain.fusing import fused_twin
 from explain.jobs import Progress, ProgressLog, StopSignal, stop_requested
 from explain.models import Backbone
 from explain.regularisers import total_variation
@@ -93,10 +93,10 @@ def _goal_state(logits: torch.Tensor, goal: torch.Tensor, targeted: bool, settin
     goal_prob = probs.gather(1, goal.view(-1, 1)).squeeze(1)
     if targeted:
         lead = goal_logit - others
-        reached = (lead >= (margin or settings.margin)) & (goal_prob >= settings.confidence)
+        reached = (lead >= (settings.margin if margin is None else margin)) & (goal_prob >= settings.confidence)
     else:
         lead = others - goal_logit
-        reached = (lead >= (margin or settings.margin)) & (probs.amax(1) >= settings.confidence)
+        reached = (lead >= (settings.margin if margin is None else margin)) & (probs.amax(1) >= settings.confidence)
     return reached, goal_prob, lead
 
 
@@ -116,7 +116,7 @@ def attack_batch(
     classes (targeted) or the classes to move away from. With settings.views > 0 every step averages the
     gradient over that many views of each canvas (the first SINGLE_VIEW_STEPS steps over one, judging nothing):
     the exact centre crop (from 2 views on) and random ones (shifted by up to the margin, some slightly rescaled,
-    with settings.jpeg some through JPEG). An image is at its goal only when every view leads by VIEW_MARGIN;
+    with settings.jpeg some through JPEG). An image is at its goal only when every view leads by settings.view_margin(step);
     images at their goal leave the batch early. L∞ PGD with views steps along the sign of a running sum of those
     averaged gradients (settings.view_momentum).
     A long job (explain.jobs): callback(progress) after every step, with metrics "goal_prob" (the goal's
@@ -137,7 +137,7 @@ def attack_batch(
 
     size = backbone.preprocess.input_size
     margin = (x.shape[-1] - size) // 2
-    model = folded_twin(backbone.model, size)  # BatchNorm folded into the convs: the same logits, faster passes
+    model = fused_twin(backbone.model, size)  # BatchNorm and ReLUs folded into the convs: the same logits, faster passes
     sampler = ViewSampler(size, margin, jpeg=0.25 if settings.jpeg else 0.0) if settings.views else None
     repeats = settings.views if sampler else 1
     # the first steps take one view each (the weakest shifted crop): nothing is judged on them (settings.SINGLE_VIEW_STEPS)
@@ -177,8 +177,8 @@ def attack_batch(
     active = torch.arange(n, device=device)
     sign = -1.0 if targeted else 1.0  # descend the goal's loss when targeted, ascend it otherwise
 
-    def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, n_views: int, judged: bool) -> torch.Tensor:
-        ok, prob, lead = _goal_state(logits.detach(), goal[idx].repeat(n_views), targeted, settings, VIEW_MARGIN if sampler else None)
+    def record(idx: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, step: int, n_views: int, judged: bool) -> torch.Tensor:
+        ok, prob, lead = _goal_state(logits.detach(), goal[idx].repeat(n_views), targeted, settings, settings.view_margin(step) if sampler else None)
         per_view = lead.view(n_views, -1)
         for i, (pick, shown) in enumerate(seen):
             worst.update(idx, pick, per_view[i + (n_views > 1)], shown)
@@ -231,7 +231,7 @@ def attack_batch(
         with torch.set_grad_enabled(not last), leaky_relus(model, 0.0 if last else leaks[step]):
             views = network_inputs(x01, active, n_views)
             logits = model(backbone.normalize(_diverse(views, gen) if diverse else views))
-        ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits, n_views, step >= warm)
+        ok = torch.zeros(len(active), dtype=torch.bool, device=device) if diverse else record(active, q, logits, step, n_views, step >= warm)
         steps_used[active] = step
         log.report(step, "attack", {"goal_prob": float(goal_prob.mean()), "reached": int(reached.sum())})
         keep = ~ok

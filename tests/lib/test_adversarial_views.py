@@ -149,3 +149,14 @@ def test_a_stop_during_the_single_view_steps_keeps_the_latest_iterate(lite0, che
     )
     assert run.stopped and run[0].steps_used < SINGLE_VIEW_STEPS
     assert 1 <= run[0].linf <= 2  # the attack so far, not the untouched photo
+
+
+def test_the_lead_every_view_must_show_falls_to_top_1_on_the_last_step():
+    from explain.adversarial.settings import VIEW_MARGIN, VIEW_MARGIN_UNTIL
+
+    settings = AttackSettings()
+    margins = [settings.view_margin(step) for step in range(settings.steps + 1)]
+    assert margins[: VIEW_MARGIN_UNTIL + 1] == [VIEW_MARGIN] * (VIEW_MARGIN_UNTIL + 1)
+    assert all(a > b for a, b in zip(margins[VIEW_MARGIN_UNTIL:], margins[VIEW_MARGIN_UNTIL + 1 :]))
+    assert margins[-1] == pytest.approx(settings.margin) and min(margins) >= settings.margin  # the goal on top, never less
+    assert AttackSettings(steps=5).view_margin(5) == VIEW_MARGIN  # a short attack keeps the full lead
