@@ -3,7 +3,7 @@ as one operation, whose backward pass can leak gradient through switched-off uni
 
 On the CPU a ReLU6 costs as much memory traffic as the depthwise convolution before it: applying it as the
 convolution's own post-op (oneDNN's fused convolution) made EfficientNet-Lite0's forward pass 20 % faster and a
-forward plus input-gradient pass 15 % faster, to the same logits bit for bit. The backward pass is written out
+forward plus input-gradient pass 7-10 % faster (3-12 views a batch), to the same logits bit for bit. The backward pass is written out
 (the activation's gradient, then the convolution's gradient for its input only), which is where the attack's
 gradient leak goes too: one module instead of a ReLU module, two hooks and a copy of its input.
 
