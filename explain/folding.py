@@ -12,18 +12,20 @@ the original's on a test input; otherwise the attack runs on the original networ
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import weakref
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explain.receptive import same_padding
+
 FOLD_TOLERANCE = 1e-3  # largest |logit difference| accepted on the check input (float32 rounding is ~1e-5)
 
 _cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module | None]] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_lock = threading.RLock()  # a twin may be built from another twin (explain.fusing)
 
 
 def _fingerprint(model: nn.Module) -> tuple:
@@ -87,11 +89,6 @@ def fold_batchnorm(model: nn.Module) -> int:
     return folded
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> int:
-    """Zero rows (or columns) TensorFlow's "same" padding adds in all, the odd one after the input."""
-    return max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-
-
 class SamePadConv(nn.Module):
     """timm's Conv2dSame (TensorFlow "same" padding) as one plain convolution, with no padded copy of the input.
 
@@ -112,7 +109,7 @@ class SamePadConv(nn.Module):
     def padded(self, height: int, width: int) -> tuple[torch.Tensor, tuple[int, int]]:
         """(kernel, symmetric padding) that compute the same convolution on an input of this size."""
         kh, kw = self.weight.shape[-2:]
-        ph, pw = _same_padding(height, kh, self.stride[0]), _same_padding(width, kw, self.stride[1])
+        ph, pw = same_padding(height, kh, self.stride[0]), same_padding(width, kw, self.stride[1])
         padding = ((ph + 1) // 2, (pw + 1) // 2)
         if self.weight.requires_grad and torch.is_grad_enabled():  # being trained: a kernel the gradient reaches
             return F.pad(self.weight, (pw % 2, 0, ph % 2, 0)), padding
@@ -173,11 +170,16 @@ def folded_twin(model: nn.Module, size: int = 224) -> nn.Module:
     """
     if model.training:
         return model
+    return cached_twin(_cache, model, lambda m: _twin(m, size))
+
+
+def cached_twin(cache: weakref.WeakKeyDictionary, model: nn.Module, build: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """build(model), kept in `cache` per model (weakly) until any of the model's weights change."""
     key = _fingerprint(model)
     with _lock:
-        hit = _cache.get(model)
+        hit = cache.get(model)
         if hit is not None and hit[0] == key:
             return hit[1] or model
-        twin = _twin(model, size)
-        _cache[model] = (key, None if twin is model else twin)  # no strong reference back to the key
+        twin = build(model)
+        cache[model] = (key, None if twin is model else twin)  # no strong reference back to the key
         return twin

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explain.folding import FOLD_TOLERANCE, SamePadConv, _check_input, _fingerprint, folded_twin
+from explain.folding import FOLD_TOLERANCE, SamePadConv, _check_input, cached_twin, folded_twin
 
 _leaks = threading.local()  # per thread: {ConvAct: leak} while a `leaking` block runs
 
@@ -152,8 +152,7 @@ def fuse_activations(model: nn.Module) -> int:
     return fused
 
 
-_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module | None]] = weakref.WeakKeyDictionary()
 
 
 def fused_twin(model: nn.Module, size: int = 224) -> nn.Module:
@@ -162,21 +161,17 @@ def fused_twin(model: nn.Module, size: int = 224) -> nn.Module:
     base = folded_twin(model, size)
     if base is model:
         return model
-    key = _fingerprint(model)
-    with _lock:
-        hit = _cache.get(model)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        twin = copy.deepcopy(base)
-        if fuse_activations(twin):
-            x = _check_input(base, size)
-            with torch.no_grad():
-                same = torch.allclose(twin(x), base(x), rtol=0, atol=FOLD_TOLERANCE)
-            twin = twin if same else base
-        else:
-            twin = base
-        _cache[model] = (key, twin)
-        return twin
+    return cached_twin(_cache, model, lambda _: _fused(base, size))
+
+
+def _fused(base: nn.Module, size: int) -> nn.Module:
+    twin = copy.deepcopy(base)
+    if not fuse_activations(twin):
+        return base
+    x = _check_input(base, size)
+    with torch.no_grad():
+        same = torch.allclose(twin(x), base(x), rtol=0, atol=FOLD_TOLERANCE)
+    return twin if same else base
 
 
 def leaking(model: nn.Module, leak: float):

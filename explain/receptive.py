@@ -51,13 +51,19 @@ def window_geometry(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]
     raise LensError(f"{type(module).__name__} is not a convolution or pooling layer.")
 
 
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
+    """Zero rows (or columns) TensorFlow's "same" padding adds to an input of this size, in all; timm's *Same
+    layers put the odd one after the input."""
+    return max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+
+
 def padding_of(module: nn.Module, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) zero rows/columns a convolution or pooling layer adds to an input of size (h, w)."""
     kernel, stride, dilation = window_geometry(module)
     out = []
     for n, k, s, d, p in zip(size, kernel, stride, dilation, _padding_attr(module)):
         if p == "same_dynamic":
-            total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            total = same_padding(n, k, s, d)
         elif p == "same":
             total = d * (k - 1)
         else:
